@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * maptbl/maptbl.h - build, open (validate), look up and iterate mapping tables.
+ *
+ * The table format is docs/FORMAT.md (maptbl/format.h). A struct maptbl_table is an in-memory,
+ * validated table: built from extents with maptbl_table_build() or checked from an untrusted
+ * buffer with maptbl_table_open().
+ *
+ * Threading: a struct maptbl_table is immutable once returned; any number of threads may call
+ * the const functions on it at the same time. maptbl_set_log_fn() changes process-wide state: call
+ * it before other threads use the library.
+ *
+ * Errors: every function that can fail returns 0 (or a count) on success and a negative errno
+ * value on failure; nothing sets errno. -EBADMSG: malformed table or extent list. -EOPNOTSUPP:
+ * unknown incompat feature. -EINVAL: bad argument or option. -ENOMEM: out of memory. -E2BIG:
+ * the table would exceed a format or implementation limit. -ERANGE: block past the virtual disk.
+ * The library never prints: details go to the log callback and to the caller's struct
+ * maptbl_diag when one is passed in the opts.
+ */
+#ifndef MAPTBL_MAPTBL_H
+#define MAPTBL_MAPTBL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <maptbl/format.h>
+#include <maptbl/version.h>
+#include <maptbl/walk.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An in-memory, validated table (opaque). */
+struct maptbl_table;
+
+/** @name Extent flags (struct maptbl_extent.flags). @{ */
+#define MAPTBL_EXTENT_UNWRITTEN 0x1u /**< allocated, not written: reads give zeros */
+#define MAPTBL_EXTENT_ABSENT 0x2u    /**< iteration only: a pruned subtree's range, pblk 0 */
+/** @} */
+
+/** One extent, decoded (POD). Input of the builder, output of iteration. */
+struct maptbl_extent {
+	uint64_t lblk;	   /**< first logical block */
+	uint64_t pblk;	   /**< first physical block */
+	uint64_t len;	   /**< blocks, >= 1 */
+	uint32_t flags;	   /**< MAPTBL_EXTENT_* */
+	uint32_t reserved; /**< must be zero */
+};
+
+/** Result of maptbl_table_lookup() (POD). */
+struct maptbl_mapping {
+	uint64_t lblk;	/**< the block looked up */
+	uint64_t pblk;	/**< its physical block (MAPPED, UNWRITTEN), else 0 */
+	uint64_t len;	/**< blocks from lblk to the end of this state's run */
+	uint32_t state; /**< enum maptbl_map_state (maptbl/walk.h) */
+	uint32_t nodes; /**< tree nodes a device walk reads for this block */
+};
+
+/** Where a check failed (POD): filled by build and open when the opts point to one. */
+struct maptbl_diag {
+	uint64_t offset;  /**< byte offset in the table of the bad field (open) */
+	int64_t index;	  /**< index of the bad extent (build), -1 if none */
+	char reason[200]; /**< one line, no trailing newline */
+};
+
+/** Statistics of a table (POD). Pass sizeof() of your copy; fields are only appended. */
+struct maptbl_stats {
+	uint64_t nr_extents;	    /**< written + unwritten extents */
+	uint64_t nr_unwritten;	    /**< unwritten extents */
+	uint64_t nr_absent;	    /**< absent subtrees (index entries with child 0) */
+	uint64_t mapped_blocks;	    /**< blocks covered by extents */
+	uint64_t nr_nodes;	    /**< tree nodes reachable from the root */
+	uint64_t nr_index_nodes;
+	uint64_t nr_compact_leaves;
+	uint64_t nr_wide_leaves;
+	uint64_t table_bytes;	    /**< table_len */
+	uint64_t entry_bytes;	    /**< bytes of node headers and entries in use */
+	uint64_t entries_used;	    /**< entries in all nodes */
+	uint64_t entries_capacity;  /**< entries all nodes could hold */
+	uint32_t depth;		    /**< levels: root level + 1 (0 for an empty table) */
+	uint32_t max_nodes_touched; /**< longest root-to-leaf path in nodes */
+	uint64_t nodes_per_level[MAPTBL_MAX_DEPTH]; /**< by level, 0 = leaves */
+};
+
+/** Log levels. */
+enum maptbl_log_level {
+	MAPTBL_LOG_ERROR = 0,
+	MAPTBL_LOG_WARN = 1,
+	MAPTBL_LOG_INFO = 2,
+	MAPTBL_LOG_DEBUG = 3,
+};
+
+/** Log callback: one message, without a trailing newline. */
+typedef void (*maptbl_log_fn)(void *ctx, enum maptbl_log_level level, const char *msg);
+
+/** Options of maptbl_table_build(). Initialise with maptbl_build_opts_init(). */
+struct maptbl_build_opts {
+	size_t sz;		 /**< sizeof(struct maptbl_build_opts) of the caller */
+	uint32_t block_size;	 /**< bytes per block; 0 = 4096 */
+	uint32_t node_size;	 /**< bytes per node, power of two 256..65536; 0 = 4096 */
+	uint64_t virtual_blocks; /**< virtual disk size; 0 = end of the last extent */
+	uint64_t disk_blocks;	 /**< physical disk size to record and check; 0 = none */
+	uint32_t fill_pct;	 /**< entries per node in percent of capacity, 1..100; 0 = 100 */
+	uint32_t generation;	 /**< initial generation in the live word */
+	struct maptbl_diag *diag; /**< optional: receives the first problem */
+};
+#define maptbl_build_opts__last_field diag
+
+/** Options of maptbl_table_open(). Initialise with maptbl_open_opts_init(). */
+struct maptbl_open_opts {
+	size_t sz;		  /**< sizeof(struct maptbl_open_opts) of the caller */
+	uint32_t flags;		  /**< must be zero */
+	uint32_t reserved;	  /**< must be zero */
+	struct maptbl_diag *diag; /**< optional: receives the first problem and its offset */
+};
+#define maptbl_open_opts__last_field diag
+
+/**
+ * @brief The version of the library loaded at run time, "MAJOR.MINOR.PATCH".
+ * Compare with MAPTBL_VERSION_STRING (maptbl/version.h) for the one compiled against.
+ */
+MAPTBL_API const char *maptbl_version(void);
+
+/**
+ * @brief Set the process-wide log callback.
+ * @param fn callback, or NULL to discard messages (the default)
+ * @param ctx passed to @p fn
+ * @param max_level messages above this level are not passed
+ */
+MAPTBL_API void maptbl_set_log_fn(maptbl_log_fn fn, void *ctx, enum maptbl_log_level max_level);
+
+/**
+ * @brief Fill @p opts with the defaults.
+ * @param sz sizeof(*opts) as the caller compiled it
+ * @return 0, or -EINVAL when @p opts is NULL or @p sz is smaller than the first field.
+ */
+MAPTBL_API int maptbl_build_opts_init(struct maptbl_build_opts *opts, size_t sz);
+
+/** @brief Fill @p opts with the defaults; as maptbl_build_opts_init(). */
+MAPTBL_API int maptbl_open_opts_init(struct maptbl_open_opts *opts, size_t sz);
+
+/**
+ * @brief Check an extent list as the builder does, without building.
+ * @param ext extents sorted by lblk; @param nr how many
+ * @param opts NULL for defaults; virtual_blocks and disk_blocks bound the extents
+ * @return 0 when valid, -EBADMSG naming the first bad extent in opts->diag and the log,
+ *         -EINVAL for bad options.
+ */
+MAPTBL_API int maptbl_extents_check(const struct maptbl_extent *ext, size_t nr,
+				    const struct maptbl_build_opts *opts);
+
+/**
+ * @brief Build a table from an array of extents (bulk load, breadth-first layout).
+ * @param ext extents sorted by lblk, not overlapping, len >= 1, each within 2^48 blocks, within
+ *        opts->virtual_blocks and opts->disk_blocks when given; flags 0 or UNWRITTEN
+ * @param nr number of extents (0 gives an empty table)
+ * @param opts NULL for defaults
+ * @param out receives the table; free it with maptbl_table_free()
+ * @return 0; -EBADMSG for a bad extent list; -EINVAL for bad options; -E2BIG when the table
+ *         would need more than 2^32 - 1 nodes or 16 levels; -ENOMEM.
+ */
+MAPTBL_API int maptbl_table_build(const struct maptbl_extent *ext, size_t nr,
+				  const struct maptbl_build_opts *opts,
+				  struct maptbl_table **out);
+
+/**
+ * @brief Validate an untrusted table buffer and open it.
+ *
+ * Checks, in this order: size, magic, version, header_len, every size and offset, alignment,
+ * every node reachable from the root (bounds, kind, level, entry count, ordering, exact index
+ * ranges, cycles and sharing, extents inside the virtual and physical disk), then the checksums.
+ * The buffer is copied; the caller keeps ownership of @p buf.
+ *
+ * @param buf table bytes; @param len must equal the header's table_len
+ * @param opts NULL for defaults
+ * @param out receives the table; free it with maptbl_table_free()
+ * @return 0; -EBADMSG (reason and offset in opts->diag and the log); -EOPNOTSUPP for an unknown
+ *         incompat feature; -EINVAL for bad arguments; -ENOMEM.
+ */
+MAPTBL_API int maptbl_table_open(const void *buf, size_t len, const struct maptbl_open_opts *opts,
+				 struct maptbl_table **out);
+
+/** @brief Free a table. Accepts NULL. */
+MAPTBL_API void maptbl_table_free(struct maptbl_table *t);
+
+/** @brief The serialized table (table_len bytes), owned by @p t. */
+MAPTBL_API const void *maptbl_table_data(const struct maptbl_table *t);
+/** @brief Bytes of the serialized table (the header's table_len). */
+MAPTBL_API size_t maptbl_table_len(const struct maptbl_table *t);
+/** @brief Bytes per block. */
+MAPTBL_API uint32_t maptbl_table_block_size(const struct maptbl_table *t);
+/** @brief Bytes per node. */
+MAPTBL_API uint32_t maptbl_table_node_size(const struct maptbl_table *t);
+/** @brief Virtual disk size in blocks. */
+MAPTBL_API uint64_t maptbl_table_virtual_blocks(const struct maptbl_table *t);
+/** @brief Physical disk size in blocks recorded in the table, 0 if none. */
+MAPTBL_API uint64_t maptbl_table_disk_blocks(const struct maptbl_table *t);
+/** @brief Generation from the live word. */
+MAPTBL_API uint32_t maptbl_table_generation(const struct maptbl_table *t);
+/** @brief Number of extents (written and unwritten). */
+MAPTBL_API uint64_t maptbl_table_nr_extents(const struct maptbl_table *t);
+/** @brief Depth in levels (0 for an empty table). */
+MAPTBL_API uint32_t maptbl_table_depth(const struct maptbl_table *t);
+/** @brief Feature masks: @p which is 0 incompat, 1 ro_compat, 2 compat. */
+MAPTBL_API uint64_t maptbl_table_features(const struct maptbl_table *t, int which);
+/**
+ * @brief Whether the table may only be read: an unknown ro_compat bit or unknown non-zero header
+ * bytes past 128. Such a table may be dumped, verified and looked up, not modified or pushed.
+ */
+MAPTBL_API bool maptbl_table_readonly(const struct maptbl_table *t);
+
+/**
+ * @brief Look up logical block @p lblk (FORMAT.md §8).
+ * @param m result: state, physical block, run length, nodes touched
+ * @return 0; -ERANGE when @p lblk >= the virtual disk size; -EINVAL for NULL arguments.
+ */
+MAPTBL_API int maptbl_table_lookup(const struct maptbl_table *t, uint64_t lblk,
+				   struct maptbl_mapping *m);
+
+/**
+ * @brief Callback of maptbl_table_iterate(): return 0 to go on, anything else to stop (that
+ * value is returned by maptbl_table_iterate()).
+ */
+typedef int (*maptbl_extent_fn)(void *ctx, const struct maptbl_extent *e);
+
+/**
+ * @brief Call @p fn for every extent in logical order, and for every absent subtree (flags
+ * MAPTBL_EXTENT_ABSENT, pblk 0) in its place.
+ * @return 0 after the last extent, or the first non-zero value @p fn returned.
+ */
+MAPTBL_API int maptbl_table_iterate(const struct maptbl_table *t, maptbl_extent_fn fn, void *ctx);
+
+/**
+ * @brief Statistics of the table (counted when it was built or opened).
+ * @param st filled up to @p sz bytes; @param sz sizeof(*st) as the caller compiled it
+ * @return 0, or -EINVAL.
+ */
+MAPTBL_API int maptbl_table_stats(const struct maptbl_table *t, struct maptbl_stats *st,
+				  size_t sz);
+
+/**
+ * @brief Map a walker status to a negative errno (0 for MAPTBL_WALK_OK): BAD_HEADER, BAD_NODE and
+ * BAD_CRC give -EBADMSG, UNSUPPORTED -EOPNOTSUPP, OUT_OF_RANGE -ERANGE, READ_ERROR -EIO,
+ * BAD_ARG -EINVAL.
+ */
+MAPTBL_API int maptbl_walk_errno(enum maptbl_walk_status st);
+
+/** @brief A short English description of a walker status (static string). */
+MAPTBL_API const char *maptbl_walk_strerror(enum maptbl_walk_status st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MAPTBL_MAPTBL_H */

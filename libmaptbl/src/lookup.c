@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lookup.c - the table handle: getters, statistics, lookup and ordered iteration. Every function
+ * here runs on a table that build.c or verify.c has fully checked, so it reads nodes directly.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct maptbl_table *mt_table_new(uint8_t *buf, size_t len)
+{
+	const struct maptbl_header *h = (const void *)buf;
+	struct maptbl_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->magic = MT_TABLE_MAGIC;
+	t->buf = buf;
+	t->len = len;
+	t->block_size = maptbl_le32_to_cpu(h->block_size);
+	t->node_size = maptbl_le32_to_cpu(h->node_size);
+	t->node_shift = mt_log2(t->node_size);
+	t->root = maptbl_le32_to_cpu(h->root);
+	t->generation = maptbl_le32_to_cpu(h->generation);
+	t->virtual_blocks = maptbl_le64_to_cpu(h->virtual_blocks);
+	t->disk_blocks = maptbl_le64_to_cpu(h->disk_blocks);
+	t->incompat = maptbl_le64_to_cpu(h->incompat);
+	t->ro_compat = maptbl_le64_to_cpu(h->ro_compat);
+	t->compat = maptbl_le64_to_cpu(h->compat);
+	return t;
+}
+
+void mt_stats_node(struct maptbl_stats *st, unsigned kind, unsigned level, uint32_t nr_entries,
+		   uint32_t node_size)
+{
+	st->nr_nodes++;
+	if (kind == MAPTBL_NODE_INDEX)
+		st->nr_index_nodes++;
+	else if (kind == MAPTBL_NODE_LEAF_COMPACT)
+		st->nr_compact_leaves++;
+	else
+		st->nr_wide_leaves++;
+	if (level < MAPTBL_MAX_DEPTH)
+		st->nodes_per_level[level]++;
+	st->entries_used += nr_entries;
+	st->entries_capacity += maptbl_node_capacity(node_size, kind);
+	st->entry_bytes += MAPTBL_NODE_HDR_SIZE + (uint64_t)nr_entries * maptbl_entry_size(kind);
+}
+
+void mt_stats_extent(struct maptbl_stats *st, uint64_t len, uint32_t flags)
+{
+	st->nr_extents++;
+	st->mapped_blocks += len;
+	if (flags & MAPTBL_EXTENT_UNWRITTEN)
+		st->nr_unwritten++;
+}
+
+static bool ok(const struct maptbl_table *t)
+{
+	return t && t->magic == MT_TABLE_MAGIC;
+}
+
+MAPTBL_API void maptbl_table_free(struct maptbl_table *t)
+{
+	if (!t)
+		return;
+	t->magic = 0;
+	free(t->buf);
+	free(t);
+}
+
+MAPTBL_API const void *maptbl_table_data(const struct maptbl_table *t)
+{
+	return ok(t) ? t->buf : NULL;
+}
+
+MAPTBL_API size_t maptbl_table_len(const struct maptbl_table *t)
+{
+	return ok(t) ? t->len : 0;
+}
+
+MAPTBL_API uint32_t maptbl_table_block_size(const struct maptbl_table *t)
+{
+	return ok(t) ? t->block_size : 0;
+}
+
+MAPTBL_API uint32_t maptbl_table_node_size(const struct maptbl_table *t)
+{
+	return ok(t) ? t->node_size : 0;
+}
+
+MAPTBL_API uint64_t maptbl_table_virtual_blocks(const struct maptbl_table *t)
+{
+	return ok(t) ? t->virtual_blocks : 0;
+}
+
+MAPTBL_API uint64_t maptbl_table_disk_blocks(const struct maptbl_table *t)
+{
+	return ok(t) ? t->disk_blocks : 0;
+}
+
+MAPTBL_API uint32_t maptbl_table_generation(const struct maptbl_table *t)
+{
+	return ok(t) ? t->generation : 0;
+}
+
+MAPTBL_API uint64_t maptbl_table_nr_extents(const struct maptbl_table *t)
+{
+	return ok(t) ? t->st.nr_extents : 0;
+}
+
+MAPTBL_API uint32_t maptbl_table_depth(const struct maptbl_table *t)
+{
+	return ok(t) ? t->st.depth : 0;
+}
+
+MAPTBL_API uint64_t maptbl_table_features(const struct maptbl_table *t, int which)
+{
+	if (!ok(t))
+		return 0;
+	return which == 0 ? t->incompat : which == 1 ? t->ro_compat : which == 2 ? t->compat : 0;
+}
+
+MAPTBL_API bool maptbl_table_readonly(const struct maptbl_table *t)
+{
+	return ok(t) && t->readonly;
+}
+
+MAPTBL_API int maptbl_table_stats(const struct maptbl_table *t, struct maptbl_stats *st, size_t sz)
+{
+	if (!ok(t) || !st)
+		return -EINVAL;
+	memset(st, 0, sz);
+	memcpy(st, &t->st, sz < sizeof(t->st) ? sz : sizeof(t->st));
+	return 0;
+}
+
+/* Start of entry i, per kind; the node is already checked. */
+static inline uint64_t idx_first(const uint8_t *node, uint32_t i)
+{
+	return maptbl_index_first((const struct maptbl_index_entry *)(node + MAPTBL_NODE_HDR_SIZE) + i);
+}
+
+static inline uint32_t cmp_off(const uint8_t *node, uint32_t i)
+{
+	return maptbl_le32_to_cpu(
+		((const struct maptbl_compact_entry *)(node + MAPTBL_NODE_HDR_SIZE))[i].lblk_off);
+}
+
+static inline uint64_t wide_first(const uint8_t *node, uint32_t i)
+{
+	return maptbl_le64_to_cpu(
+		((const struct maptbl_wide_entry *)(node + MAPTBL_NODE_HDR_SIZE))[i].lblk);
+}
+
+/*
+ * Binary searches: the number of entries whose start is <= key (the candidate entry is that count
+ * minus one). KEYF(node, i) gives entry i's start. Branch-free halving: log2(nr) loads.
+ */
+#define DEFINE_UPPER_BOUND(name, KEYF, ktype)                                                      \
+	static inline uint32_t name(const uint8_t *node, uint32_t nr, ktype key)                   \
+	{                                                                                          \
+		uint32_t lo = 0, n = nr;                                                           \
+		while (n > 1) {                                                                    \
+			uint32_t half = n / 2;                                                     \
+			lo = KEYF(node, lo + half) <= key ? lo + half : lo;                        \
+			n -= half;                                                                 \
+		}                                                                                  \
+		return lo + (KEYF(node, lo) <= key);                                               \
+	}
+DEFINE_UPPER_BOUND(ub_index, idx_first, uint64_t)
+DEFINE_UPPER_BOUND(ub_compact, cmp_off, uint32_t)
+DEFINE_UPPER_BOUND(ub_wide, wide_first, uint64_t)
+
+MAPTBL_API int maptbl_table_lookup(const struct maptbl_table *t, uint64_t lblk,
+				   struct maptbl_mapping *m)
+{
+	uint64_t hi, next;
+	uint32_t n, nodes = 0;
+
+	if (!ok(t) || !m)
+		return -EINVAL;
+	if (lblk >= t->virtual_blocks)
+		return -ERANGE;
+	m->lblk = lblk;
+	m->pblk = 0;
+	hi = t->virtual_blocks;
+	n = t->root;
+	if (!n) {
+		next = hi;
+		goto hole;
+	}
+	for (;;) {
+		const uint8_t *node = t->buf + ((size_t)n << t->node_shift);
+		const struct maptbl_node_hdr *h = (const void *)node;
+		uint32_t nr = maptbl_le16_to_cpu(h->nr_entries), c;
+
+		nodes++;
+		switch (node[2]) {
+		case MAPTBL_NODE_INDEX: {
+			const struct maptbl_index_entry *x;
+			uint64_t end;
+
+			c = ub_index(node, nr, lblk);
+			if (!c) {
+				next = idx_first(node, 0);
+				goto hole;
+			}
+			x = (const struct maptbl_index_entry *)(node + MAPTBL_NODE_HDR_SIZE) + c - 1;
+			end = maptbl_index_first(x) + maptbl_index_nblocks(x);
+			if (lblk >= end) {
+				next = c < nr ? idx_first(node, c) : hi;
+				goto hole;
+			}
+			n = maptbl_le32_to_cpu(x->child);
+			if (!n) {
+				m->state = MAPTBL_MAP_ABSENT;
+				m->len = end - lblk;
+				m->nodes = nodes;
+				return 0;
+			}
+			hi = end;
+			continue;
+		}
+		case MAPTBL_NODE_LEAF_COMPACT: {
+			uint64_t base = maptbl_le64_to_cpu(h->base_lblk), off;
+			const struct maptbl_compact_entry *x;
+			uint32_t len;
+			uint16_t lf;
+
+			if (lblk < base) {
+				next = base;
+				goto hole;
+			}
+			off = lblk - base;
+			c = off > MAPTBL_COMPACT_MAX_OFF ? nr
+							 : ub_compact(node, nr, (uint32_t)off);
+			x = (const struct maptbl_compact_entry *)(node + MAPTBL_NODE_HDR_SIZE) + c - 1;
+			lf = maptbl_le16_to_cpu(x->len_flags);
+			len = (lf & MAPTBL_COMPACT_LEN_MASK) + 1u;
+			off -= maptbl_le32_to_cpu(x->lblk_off);
+			if (off >= len) {
+				next = c < nr ? base + cmp_off(node, c) : hi;
+				goto hole;
+			}
+			m->state = lf & MAPTBL_COMPACT_UNWRITTEN ? MAPTBL_MAP_UNWRITTEN : MAPTBL_MAP_MAPPED;
+			m->pblk = maptbl_compact_pblk(x) + off;
+			m->len = len - off;
+			m->nodes = nodes;
+			return 0;
+		}
+		default: { /* MAPTBL_NODE_LEAF_WIDE */
+			const struct maptbl_wide_entry *x;
+			uint64_t off, len;
+
+			c = ub_wide(node, nr, lblk);
+			if (!c) {
+				next = wide_first(node, 0);
+				goto hole;
+			}
+			x = (const struct maptbl_wide_entry *)(node + MAPTBL_NODE_HDR_SIZE) + c - 1;
+			off = lblk - maptbl_le64_to_cpu(x->lblk);
+			len = maptbl_wide_len(x);
+			if (off >= len) {
+				next = c < nr ? wide_first(node, c) : hi;
+				goto hole;
+			}
+			m->state = maptbl_le16_to_cpu(x->flags) & MAPTBL_WIDE_UNWRITTEN
+					   ? MAPTBL_MAP_UNWRITTEN
+					   : MAPTBL_MAP_MAPPED;
+			m->pblk = maptbl_le64_to_cpu(x->pblk) + off;
+			m->len = len - off;
+			m->nodes = nodes;
+			return 0;
+		}
+		}
+	}
+hole:
+	m->state = MAPTBL_MAP_HOLE;
+	m->len = next - lblk;
+	m->nodes = nodes;
+	return 0;
+}
+
+MAPTBL_API int maptbl_table_iterate(const struct maptbl_table *t, maptbl_extent_fn fn, void *ctx)
+{
+	struct {
+		uint32_t node, next;
+	} stack[MAPTBL_MAX_DEPTH];
+	int sp = 0, ret;
+
+	if (!ok(t) || !fn)
+		return -EINVAL;
+	if (!t->root)
+		return 0;
+	stack[0].node = t->root;
+	stack[0].next = 0;
+	while (sp >= 0) {
+		const uint8_t *node = t->buf + ((size_t)stack[sp].node << t->node_shift);
+		uint32_t nr = maptbl_le16_to_cpu(((const struct maptbl_node_hdr *)node)->nr_entries);
+		unsigned kind = node[2];
+		struct maptbl_extent x;
+		struct mt_entry e;
+
+		if (stack[sp].next >= nr) {
+			sp--;
+			continue;
+		}
+		mt_decode_entry(node, kind, stack[sp].next++, &e);
+		if (kind == MAPTBL_NODE_INDEX && e.child) {
+			/* Levels strictly decrease (checked), so sp stays below 16. */
+			sp++;
+			stack[sp].node = e.child;
+			stack[sp].next = 0;
+			continue;
+		}
+		x.lblk = e.start;
+		x.pblk = e.pblk;
+		x.len = e.len;
+		x.flags = e.flags;
+		x.reserved = 0;
+		ret = fn(ctx, &x);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
