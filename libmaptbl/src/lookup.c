@@ -42,8 +42,11 @@ void mt_stats_node(struct maptbl_stats *st, unsigned kind, unsigned level, uint3
 		st->nr_compact_leaves++;
 	else
 		st->nr_wide_leaves++;
-	if (level < MAPTBL_MAX_DEPTH)
+	if (level < MAPTBL_MAX_DEPTH) {
 		st->nodes_per_level[level]++;
+		st->entries_per_level[level] += nr_entries;
+		st->capacity_per_level[level] += maptbl_node_capacity(node_size, kind);
+	}
 	st->entries_used += nr_entries;
 	st->entries_capacity += maptbl_node_capacity(node_size, kind);
 	st->entry_bytes += MAPTBL_NODE_HDR_SIZE + (uint64_t)nr_entries * maptbl_entry_size(kind);

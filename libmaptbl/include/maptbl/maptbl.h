@@ -82,6 +82,8 @@ struct maptbl_stats {
 	uint32_t depth;		    /**< levels: root level + 1 (0 for an empty table) */
 	uint32_t max_nodes_touched; /**< longest root-to-leaf path in nodes */
 	uint64_t nodes_per_level[MAPTBL_MAX_DEPTH]; /**< by level, 0 = leaves */
+	uint64_t entries_per_level[MAPTBL_MAX_DEPTH];  /**< entries in use, by level */
+	uint64_t capacity_per_level[MAPTBL_MAX_DEPTH]; /**< entries the level's nodes could hold */
 };
 
 /** Log levels. */

@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_build.c - maptbl build: a table from an extent list.
+ *
+ * The list is text, one extent a line: "logical physical length [unwritten]", numbers in blocks
+ * (decimal or 0x hex), '#' starts a comment, blank lines are ignored. Building from real files
+ * comes with the filesystem adapters.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const build_usage[] = {
+	"maptbl build --extents LIST -o TABLE [OPTIONS]",
+	"build a table from an extent list",
+	"",
+	"LIST is a text file, or - for standard input: one extent a line,",
+	"  LOGICAL PHYSICAL LENGTH [unwritten]",
+	"in blocks (decimal or 0x hex); '#' starts a comment. Extents must be sorted and",
+	"must not overlap. TABLE is written atomically (- writes to standard output).",
+	"",
+	"Options:",
+	"  -e, --extents LIST        the extent list (required)",
+	"  -o, --output TABLE        the table file to write (required)",
+	"  -b, --block-size BYTES    block size, a power of two 512..65536 (default 4096)",
+	"  -s, --virtual-size SIZE   virtual disk size in bytes, K/M/G/T/P/E suffixes allowed,",
+	"                            a multiple of the block size (default: end of the last extent)",
+	"  -d, --disk-size SIZE      physical disk size to record; extents must fit it",
+	"  -n, --node-size BYTES     node size, a power of two 256..65536 (default 4096)",
+	"  -f, --fill PERCENT        fill nodes to this percentage of capacity, 1..100 (default 100)",
+	"  -g, --generation N        initial generation number (default 0)",
+	"  -q, --quiet               do not print the summary line",
+	"  -h, --help                this text",
+	NULL,
+};
+
+struct list {
+	struct maptbl_extent *ext;
+	size_t *line;	/* line number of each extent, for messages */
+	size_t nr, cap;
+};
+
+/* Parses the list; prints "LIST:LINE: problem" and returns an exit status on error. */
+static int parse_list(struct cli *cli, const char *name, char *text, size_t len, struct list *l)
+{
+	size_t lineno = 0;
+	char *p = text, *end = text + len;
+
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p)), *hash, *tok[5], *save = NULL;
+		uint64_t v[3];
+		int ntok = 0, i, err;
+
+		lineno++;
+		if (nl)
+			*nl = 0;
+		else
+			*end = 0; /* the buffer has room for it: cli_read_file allocates one more */
+		if (strlen(p) != (size_t)((nl ? nl : end) - p)) {
+			cli_error(cli, "%s:%zu: NUL byte in the extent list", name, lineno);
+			return EXIT_FAILED;
+		}
+		hash = strchr(p, '#');
+		if (hash)
+			*hash = 0;
+		for (char *t = strtok_r(p, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
+			if (ntok == 5)
+				break;
+			tok[ntok++] = t;
+		}
+		p = nl ? nl + 1 : end;
+		if (!ntok)
+			continue;
+		if (ntok < 3) {
+			cli_error(cli, "%s:%zu: expected 'LOGICAL PHYSICAL LENGTH [unwritten]', got %d field%s",
+				  name, lineno, ntok, ntok == 1 ? "" : "s");
+			return EXIT_FAILED;
+		}
+		if (ntok > 4) {
+			cli_error(cli, "%s:%zu: too many fields (expected 'LOGICAL PHYSICAL LENGTH [unwritten]')",
+				  name, lineno);
+			return EXIT_FAILED;
+		}
+		for (i = 0; i < 3; i++) {
+			static const char *const what[] = { "logical block", "physical block", "length" };
+
+			err = cli_parse_u64(tok[i], &v[i]);
+			if (err) {
+				cli_error(cli, "%s:%zu: %s '%s' is %s", name, lineno, what[i], tok[i],
+					  err == -ERANGE ? "too large" : "not a number");
+				return EXIT_FAILED;
+			}
+		}
+		if (ntok == 4 && strcmp(tok[3], "unwritten")) {
+			cli_error(cli, "%s:%zu: unknown flag '%s' (the only flag is 'unwritten')", name,
+				  lineno, tok[3]);
+			return EXIT_FAILED;
+		}
+		if (l->nr == l->cap) {
+			size_t ncap = l->cap ? l->cap * 2 : 1024;
+			struct maptbl_extent *ne = realloc(l->ext, ncap * sizeof(*ne));
+			size_t *nlines = ne ? realloc(l->line, ncap * sizeof(*nlines)) : NULL;
+
+			if (ne)
+				l->ext = ne;
+			if (!ne || !nlines) {
+				cli_error(cli, "%s: out of memory", name);
+				return EXIT_FAILED;
+			}
+			l->line = nlines;
+			l->cap = ncap;
+		}
+		l->ext[l->nr] = (struct maptbl_extent){
+			.lblk = v[0], .pblk = v[1], .len = v[2],
+			.flags = ntok == 4 ? MAPTBL_EXTENT_UNWRITTEN : 0,
+		};
+		l->line[l->nr++] = lineno;
+	}
+	return EXIT_OK;
+}
+
+static int size_in_blocks(struct cli *cli, const char *opt, const char *arg, uint32_t bs,
+			  uint64_t *blocks)
+{
+	uint64_t bytes;
+	int err = cli_parse_size(arg, &bytes);
+
+	if (err)
+		return cli_usage_error(cli, "%s '%s' is %s", opt, arg,
+				       err == -ERANGE ? "too large" : "not a size");
+	if (bytes % bs)
+		return cli_usage_error(cli, "%s %s is not a multiple of the block size %u", opt, arg,
+				       bs);
+	*blocks = bytes / bs;
+	return EXIT_OK;
+}
+
+static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "extents", required_argument, NULL, 'e' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "block-size", required_argument, NULL, 'b' },
+		{ "virtual-size", required_argument, NULL, 's' },
+		{ "disk-size", required_argument, NULL, 'd' },
+		{ "node-size", required_argument, NULL, 'n' },
+		{ "fill", required_argument, NULL, 'f' },
+		{ "generation", required_argument, NULL, 'g' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *list_path = NULL, *out_path = NULL, *vsize = NULL, *dsize = NULL;
+	uint64_t bs = 4096, ns = 0, fill = 0, gen = 0;
+	struct maptbl_build_opts bo;
+	struct maptbl_table *t = NULL;
+	struct maptbl_diag diag;
+	struct list l = { 0 };
+	bool quiet = false, fill_set = false;
+	uint8_t *text = NULL;
+	size_t len;
+	int c, err, status;
+
+	(void)cmd;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":e:o:b:s:d:n:f:g:q", opts, NULL)) != -1) {
+		uint64_t *num = NULL;
+		const char *what = NULL;
+
+		switch (c) {
+		case 'e':
+			list_path = optarg;
+			break;
+		case 'o':
+			out_path = optarg;
+			break;
+		case 's':
+			vsize = optarg;
+			break;
+		case 'd':
+			dsize = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'b':
+			num = &bs, what = "--block-size";
+			break;
+		case 'n':
+			num = &ns, what = "--node-size";
+			break;
+		case 'f':
+			num = &fill, what = "--fill";
+			fill_set = true;
+			break;
+		case 'g':
+			num = &gen, what = "--generation";
+			break;
+		default:
+			return cli_bad_option(cli, c, argv);
+		}
+		if (num && (cli_parse_size(optarg, num) || *num > UINT32_MAX))
+			return cli_usage_error(cli, "%s '%s' is not a valid number", what, optarg);
+	}
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s' (building from files comes with the filesystem adapters; use --extents)",
+				       argv[optind]);
+	if (!list_path)
+		return cli_usage_error(cli, "--extents LIST is required");
+	if (!out_path)
+		return cli_usage_error(cli, "-o TABLE is required");
+	if (bs < MAPTBL_MIN_BLOCK_SIZE || bs > MAPTBL_MAX_BLOCK_SIZE || (bs & (bs - 1)))
+		return cli_usage_error(cli, "--block-size %llu is not a power of two from 512 to 65536",
+				       (unsigned long long)bs);
+	if (ns && (ns < MAPTBL_MIN_NODE_SIZE || ns > MAPTBL_MAX_NODE_SIZE || (ns & (ns - 1))))
+		return cli_usage_error(cli, "--node-size %llu is not a power of two from 256 to 65536",
+				       (unsigned long long)ns);
+	if (fill_set && (fill < 1 || fill > 100))
+		return cli_usage_error(cli, "--fill %llu is not from 1 to 100", (unsigned long long)fill);
+
+	maptbl_build_opts_init(&bo, sizeof(bo));
+	bo.block_size = (uint32_t)bs;
+	bo.node_size = (uint32_t)ns;
+	bo.fill_pct = (uint32_t)fill;
+	bo.generation = (uint32_t)gen;
+	bo.diag = &diag;
+	if (vsize && (status = size_in_blocks(cli, "--virtual-size", vsize, (uint32_t)bs,
+					      &bo.virtual_blocks)))
+		return status;
+	if (dsize && (status = size_in_blocks(cli, "--disk-size", dsize, (uint32_t)bs,
+					      &bo.disk_blocks)))
+		return status;
+	if (vsize && !bo.virtual_blocks)
+		return cli_usage_error(cli, "--virtual-size must not be 0");
+
+	err = cli_read_file(list_path, &text, &len);
+	if (err) {
+		cli_error(cli, "%s: %s", list_path, strerror(-err));
+		return EXIT_NOCHECK;
+	}
+	/* cli_read_file leaves room for one more byte: parse_list terminates the last line there. */
+	{
+		uint8_t *nt = realloc(text, len + 1);
+
+		if (!nt) {
+			free(text);
+			cli_error(cli, "%s: out of memory", list_path);
+			return EXIT_FAILED;
+		}
+		text = nt;
+	}
+	status = parse_list(cli, strcmp(list_path, "-") ? list_path : "<stdin>", (char *)text, len,
+			    &l);
+	free(text);
+	if (status)
+		goto out;
+
+	err = maptbl_table_build(l.ext, l.nr, &bo, &t);
+	if (err) {
+		if (diag.index >= 0 && (size_t)diag.index < l.nr)
+			cli_error(cli, "%s:%zu: %s", list_path, l.line[diag.index], diag.reason);
+		else if (err == -EBADMSG || err == -EINVAL || err == -E2BIG)
+			cli_error(cli, "%s: %s", list_path, diag.reason);
+		else
+			cli_error(cli, "%s: %s", list_path, strerror(-err));
+		status = EXIT_FAILED;
+		goto out;
+	}
+	err = cli_write_atomic(out_path, maptbl_table_data(t), maptbl_table_len(t));
+	if (err) {
+		cli_error(cli, "%s: %s", out_path, strerror(-err));
+		status = EXIT_FAILED;
+		goto out;
+	}
+	if (!quiet && strcmp(out_path, "-")) {
+		struct maptbl_stats st;
+
+		maptbl_table_stats(t, &st, sizeof(st));
+		printf("%s: %llu extent%s, %llu node%s, depth %u, %zu bytes\n", out_path,
+		       (unsigned long long)st.nr_extents, st.nr_extents == 1 ? "" : "s",
+		       (unsigned long long)st.nr_nodes, st.nr_nodes == 1 ? "" : "s", st.depth,
+		       maptbl_table_len(t));
+	}
+	status = EXIT_OK;
+out:
+	maptbl_table_free(t);
+	free(l.ext);
+	free(l.line);
+	return status;
+}
+
+const struct maptbl_cmd cmd_build = {
+	.name = "build",
+	.fn = do_build,
+	.usage = build_usage,
+	.flags = CMD_WRITES,
+};
