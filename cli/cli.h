@@ -76,5 +76,7 @@ int cli_open_table(struct cli *cli, const char *path, struct maptbl_table **out)
 void json_str(FILE *f, const char *s);
 
 const char *cli_state_name(uint32_t state);
+/* Digits of @v in decimal or hex (without a 0x prefix). */
+int cli_digits(uint64_t v, bool hex);
 
 #endif

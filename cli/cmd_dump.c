@@ -32,17 +32,6 @@ struct widths {
 	uint64_t i, total;
 };
 
-static int digits(uint64_t v, bool hex)
-{
-	int n = 1;
-
-	while (v >= (hex ? 16u : 10u)) {
-		v /= hex ? 16 : 10;
-		n++;
-	}
-	return n;
-}
-
 static void num(uint64_t v, int w, bool hex)
 {
 	printf(hex ? "%*llx" : "%*llu", w, (unsigned long long)v);
@@ -222,10 +211,10 @@ static int do_dump(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char
 	}
 	if (!w.n)
 		goto out;
-	w.wi = digits(w.n - 1, false) > 4 ? digits(w.n - 1, false) : 4;
-	w.wl = digits(w.max_l, w.hex) > 6 ? digits(w.max_l, w.hex) : 6;
-	w.wp = digits(w.max_p, w.hex) > 7 ? digits(w.max_p, w.hex) : 7;
-	w.wn = digits(w.max_len, w.hex) > 6 ? digits(w.max_len, w.hex) : 6;
+	w.wi = cli_digits(w.n - 1, false) > 4 ? cli_digits(w.n - 1, false) : 4;
+	w.wl = cli_digits(w.max_l, w.hex) > 6 ? cli_digits(w.max_l, w.hex) : 6;
+	w.wp = cli_digits(w.max_p, w.hex) > 7 ? cli_digits(w.max_p, w.hex) : 7;
+	w.wn = cli_digits(w.max_len, w.hex) > 6 ? cli_digits(w.max_len, w.hex) : 6;
 	printf("\n%*s: %*s: %*s: %*s: flags:\n", w.wi, "ext", 2 * w.wl + 2, "logical_offset",
 	       2 * w.wp + 2, "physical_offset", w.wn, "length");
 	maptbl_table_iterate(t, print_extent, &w);

@@ -26,15 +26,10 @@ static const char *const lookup_usage[] = {
 	NULL,
 };
 
+/* Width of a number as printed: hex gets its 0x prefix. */
 static int ndigits(uint64_t v, bool hex)
 {
-	int n = 1;
-
-	while (v >= (hex ? 16u : 10u)) {
-		v /= hex ? 16 : 10;
-		n++;
-	}
-	return n + (hex ? 2 : 0);
+	return cli_digits(v, hex) + (hex ? 2 : 0);
 }
 
 static void put_num(uint64_t v, int w, bool hex)

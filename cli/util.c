@@ -339,6 +339,17 @@ void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+int cli_digits(uint64_t v, bool hex)
+{
+	int n = 1;
+
+	while (v >= (hex ? 16u : 10u)) {
+		v /= hex ? 16 : 10;
+		n++;
+	}
+	return n;
+}
+
 const char *cli_state_name(uint32_t state)
 {
 	switch (state) {
