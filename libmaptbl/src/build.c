@@ -104,6 +104,13 @@ static int check_extents(const struct maptbl_extent *ext, size_t nr, const struc
 			mt_diag(p->diag, 0, (int64_t)i, "extent %zu (lblk %llu): length is 0", i, lb);
 			return -EBADMSG;
 		}
+		/* Length fields hold 48 bits: 2^48 itself (only [0, 2^48) could have it) does not fit. */
+		if (MT_UNLIKELY(e->len >= MAPTBL_MAX_BLK)) {
+			mt_diag(p->diag, 0, (int64_t)i,
+				"extent %zu (lblk %llu): length %llu does not fit in 48 bits", i, lb,
+				(unsigned long long)e->len);
+			return -EBADMSG;
+		}
 		if (MT_UNLIKELY(e->lblk >= MAPTBL_MAX_BLK || e->len > MAPTBL_MAX_BLK - e->lblk)) {
 			mt_diag(p->diag, 0, (int64_t)i,
 				"extent %zu (lblk %llu, length %llu): logical end exceeds 2^48 blocks",
