@@ -159,13 +159,73 @@ static inline uint64_t wide_first(const uint8_t *node, uint32_t i)
 }
 
 /*
- * Binary searches: the number of entries whose start is <= key (the candidate entry is that count
- * minus one). KEYF(node, i) gives entry i's start. Branch-free halving: log2(nr) loads.
+ * Prefetching for tables larger than the caches. A binary search over a node that is not cached
+ * waits for one cache miss per step, one after the other. Prefetching the 15 entries the first
+ * four steps may probe, and then the window the remaining steps search, turns about log2(nr)
+ * serial misses into two rounds of parallel ones. A prefetch changes no result.
  */
-#define DEFINE_UPPER_BOUND(name, KEYF, ktype)                                                      \
+#if defined(__GNUC__)
+#define PF_LINE(p) __builtin_prefetch(p)
+#else
+#define PF_LINE(p) ((void)(p))
+#endif
+
+/*
+ * Step k of the search probes lo + hk, where lo is a sum of earlier halves: the 15 entries the
+ * first four steps may probe. A macro, not a function: GCC 12 finds a function that only
+ * prefetches free of side effects (IPA pure-const) and deletes the calls to it.
+ */
+#define PF_PROBES(ent, nr, esz)                                                                    \
+	do {                                                                                       \
+		size_t h1 = (nr) / 2, m1 = (nr) - h1, h2 = m1 / 2, m2 = m1 - h2, h3 = m2 / 2;      \
+		size_t h4 = (m2 - h3) / 2;                                                         \
+		PF_LINE((ent) + h1 * (esz));                                                       \
+		PF_LINE((ent) + h2 * (esz));                                                       \
+		PF_LINE((ent) + (h1 + h2) * (esz));                                                \
+		PF_LINE((ent) + h3 * (esz));                                                       \
+		PF_LINE((ent) + (h1 + h3) * (esz));                                                \
+		PF_LINE((ent) + (h2 + h3) * (esz));                                                \
+		PF_LINE((ent) + (h1 + h2 + h3) * (esz));                                           \
+		PF_LINE((ent) + h4 * (esz));                                                       \
+		PF_LINE((ent) + (h1 + h4) * (esz));                                                \
+		PF_LINE((ent) + (h2 + h4) * (esz));                                                \
+		PF_LINE((ent) + (h1 + h2 + h4) * (esz));                                           \
+		PF_LINE((ent) + (h3 + h4) * (esz));                                                \
+		PF_LINE((ent) + (h1 + h3 + h4) * (esz));                                           \
+		PF_LINE((ent) + (h2 + h3 + h4) * (esz));                                           \
+		PF_LINE((ent) + (h1 + h2 + h3 + h4) * (esz));                                      \
+	} while (0)
+
+/* The cache lines of [p, p + bytes). */
+#define PF_WINDOW(p, bytes)                                                                        \
+	do {                                                                                       \
+		uintptr_t a_ = (uintptr_t)(p) & ~(uintptr_t)63, e_ = (uintptr_t)(p) + (bytes);     \
+		for (; a_ < e_; a_ += 64)                                                          \
+			PF_LINE((const uint8_t *)a_);                                              \
+	} while (0)
+
+#define PF_MIN_ENTRIES 64u /* below this a node spans few cache lines: search it directly */
+
+/*
+ * Binary searches: the number of entries whose start is <= key (the candidate entry is that count
+ * minus one). KEYF(node, i) gives entry i's start; ESZ is the entry size. Branch-free halving:
+ * log2(nr) loads. For a node of PF_MIN_ENTRIES or more, the first four steps run after the
+ * prefetch of their probes and before the prefetch of the remaining window; the steps are the
+ * same as the loop's, so the result is too.
+ */
+#define DEFINE_UPPER_BOUND(name, KEYF, ktype, ESZ)                                                 \
 	static inline uint32_t name(const uint8_t *node, uint32_t nr, ktype key)                   \
 	{                                                                                          \
-		uint32_t lo = 0, n = nr;                                                           \
+		uint32_t lo = 0, n = nr, step;                                                     \
+		if (nr >= PF_MIN_ENTRIES) {                                                        \
+			PF_PROBES(node + MAPTBL_NODE_HDR_SIZE, nr, ESZ);                           \
+			for (step = 0; step < 4; step++) {                                         \
+				uint32_t half = n / 2;                                             \
+				lo = KEYF(node, lo + half) <= key ? lo + half : lo;                \
+				n -= half;                                                         \
+			}                                                                          \
+			PF_WINDOW(node + MAPTBL_NODE_HDR_SIZE + (size_t)lo * ESZ, n * ESZ);        \
+		}                                                                                  \
 		while (n > 1) {                                                                    \
 			uint32_t half = n / 2;                                                     \
 			lo = KEYF(node, lo + half) <= key ? lo + half : lo;                        \
@@ -173,9 +233,9 @@ static inline uint64_t wide_first(const uint8_t *node, uint32_t i)
 		}                                                                                  \
 		return lo + (KEYF(node, lo) <= key);                                               \
 	}
-DEFINE_UPPER_BOUND(ub_index, idx_first, uint64_t)
-DEFINE_UPPER_BOUND(ub_compact, cmp_off, uint32_t)
-DEFINE_UPPER_BOUND(ub_wide, wide_first, uint64_t)
+DEFINE_UPPER_BOUND(ub_index, idx_first, uint64_t, 16u)
+DEFINE_UPPER_BOUND(ub_compact, cmp_off, uint32_t, 12u)
+DEFINE_UPPER_BOUND(ub_wide, wide_first, uint64_t, 24u)
 
 MAPTBL_API int maptbl_table_lookup(const struct maptbl_table *t, uint64_t lblk,
 				   struct maptbl_mapping *m)
