@@ -43,7 +43,7 @@ for t in open extents; do
 	done
 	art=$build/fuzz-artifacts/$t
 	mkdir -p "$art"
-	echo "== fuzz_$t: $secs s on $(ls "$tmp/$t" | wc -l) seeds"
+	echo "== fuzz_$t: $secs s on $(find "$tmp/$t" -type f | wc -l) seeds"
 	# -max_len: the largest seed is 20 KiB; leave room for growth without slowing every run.
 	if "$bin" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 -max_len=32768 \
 		-print_final_stats=1 -artifact_prefix="$art/" "$tmp/$t" >"$tmp/$t.log" 2>&1; then
