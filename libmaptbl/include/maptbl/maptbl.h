@@ -134,6 +134,17 @@ MAPTBL_API const char *maptbl_version(void);
 MAPTBL_API void maptbl_set_log_fn(maptbl_log_fn fn, void *ctx, enum maptbl_log_level max_level);
 
 /**
+ * @brief Pass one message to the callback set with maptbl_set_log_fn() (if its level is not above
+ * the maximum). For the kit's other libraries (libmaptbl-fs, libmaptbl-hw), which log through the
+ * same callback; printf-style, no trailing newline.
+ */
+MAPTBL_API void maptbl_log(enum maptbl_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/**
  * @brief Fill @p opts with the defaults.
  * @param sz sizeof(*opts) as the caller compiled it
  * @return 0, or -EINVAL when @p opts is NULL or @p sz is smaller than the first field.
