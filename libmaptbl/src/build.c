@@ -28,23 +28,22 @@ struct leaf {
 	uint32_t kind;
 };
 
-static int resolve_opts(const struct maptbl_build_opts *o, struct params *p)
+static int resolve_opts(const struct maptbl_build_opts *opts, struct params *p)
 {
+	struct maptbl_build_opts o;
 	int err;
 
 	memset(p, 0, sizeof(*p));
-	err = mt_opts_check(o, sizeof(*o), "maptbl_build_opts");
+	err = mt_opts_copy(&o, opts, sizeof(o), "maptbl_build_opts");
 	if (err)
 		return err;
-	if (o) {
-		p->block_size = o->block_size;
-		p->node_size = o->node_size;
-		p->fill_pct = o->fill_pct;
-		p->generation = o->generation;
-		p->virtual_blocks = o->virtual_blocks;
-		p->disk_blocks = o->disk_blocks;
-		p->diag = o->diag;
-	}
+	p->block_size = o.block_size;
+	p->node_size = o.node_size;
+	p->fill_pct = o.fill_pct;
+	p->generation = o.generation;
+	p->virtual_blocks = o.virtual_blocks;
+	p->disk_blocks = o.disk_blocks;
+	p->diag = o.diag;
 	if (p->diag) {
 		memset(p->diag, 0, sizeof(*p->diag));
 		p->diag->index = -1;
@@ -95,9 +94,15 @@ static int check_extents(const struct maptbl_extent *ext, size_t nr, const struc
 		const struct maptbl_extent *e = &ext[i];
 		unsigned long long lb = (unsigned long long)e->lblk;
 
-		if (MT_UNLIKELY(e->flags & ~MAPTBL_EXTENT_UNWRITTEN || e->reserved)) {
+		if (MT_UNLIKELY(e->flags & ~MAPTBL_EXTENT_UNWRITTEN)) {
 			mt_diag(p->diag, 0, (int64_t)i, "extent %zu (lblk %llu): unknown flags 0x%x",
 				i, lb, e->flags & ~MAPTBL_EXTENT_UNWRITTEN);
+			return -EBADMSG;
+		}
+		if (MT_UNLIKELY(e->reserved)) {
+			mt_diag(p->diag, 0, (int64_t)i,
+				"extent %zu (lblk %llu): reserved field 0x%x must be zero", i, lb,
+				e->reserved);
 			return -EBADMSG;
 		}
 		if (MT_UNLIKELY(!e->len)) {

@@ -47,10 +47,12 @@ void mt_diag(struct maptbl_diag *d, uint64_t off, int64_t index, const char *fmt
 	MT_PRINTF(4, 5);
 
 /*
- * Opts handling (serialize.c): checks an opts struct the caller compiled with size user_sz
- * against what the library knows (known_sz). Returns 0 or -EINVAL.
+ * Opts handling (serialize.c): copies an opts struct the caller compiled with size user_sz (its
+ * sz field) into @dst, the known_sz bytes the library knows. Fields past user_sz read as 0 (the
+ * caller's struct ends there); bytes past known_sz must be zero. @opts NULL gives all zeros.
+ * Returns 0 or -EINVAL.
  */
-int mt_opts_check(const void *opts, size_t known_sz, const char *name);
+int mt_opts_copy(void *dst, const void *opts, size_t known_sz, const char *name);
 
 /* Checksums (serialize.c). */
 uint32_t mt_header_crc(const uint8_t *hdr, uint32_t header_len);

@@ -61,11 +61,12 @@ void mt_diag(struct maptbl_diag *d, uint64_t off, int64_t index, const char *fmt
 	va_end(ap);
 }
 
-int mt_opts_check(const void *opts, size_t known_sz, const char *name)
+int mt_opts_copy(void *dst, const void *opts, size_t known_sz, const char *name)
 {
 	const uint8_t *p = opts;
 	size_t user_sz, i;
 
+	memset(dst, 0, known_sz);
 	if (!opts)
 		return 0;
 	memcpy(&user_sz, opts, sizeof(user_sz));
@@ -81,6 +82,8 @@ int mt_opts_check(const void *opts, size_t known_sz, const char *name)
 			return -EINVAL;
 		}
 	}
+	/* An older caller's smaller struct: never read past it, the rest stays 0. */
+	memcpy(dst, opts, user_sz < known_sz ? user_sz : known_sz);
 	return 0;
 }
 
@@ -88,7 +91,7 @@ MAPTBL_API int maptbl_build_opts_init(struct maptbl_build_opts *opts, size_t sz)
 {
 	if (!opts || sz < sizeof(size_t))
 		return -EINVAL;
-	memset(opts, 0, sz < sizeof(*opts) ? sz : sizeof(*opts));
+	memset(opts, 0, sz); /* all of the caller's struct: fields we do not know must be 0 */
 	opts->sz = sz;
 	/* Tripwire: a new field needs its default here. */
 	_Static_assert(sizeof(struct maptbl_build_opts) == 48, "build opts changed");
@@ -99,7 +102,7 @@ MAPTBL_API int maptbl_open_opts_init(struct maptbl_open_opts *opts, size_t sz)
 {
 	if (!opts || sz < sizeof(size_t))
 		return -EINVAL;
-	memset(opts, 0, sz < sizeof(*opts) ? sz : sizeof(*opts));
+	memset(opts, 0, sz); /* all of the caller's struct: fields we do not know must be 0 */
 	opts->sz = sz;
 	_Static_assert(sizeof(struct maptbl_open_opts) == 24, "open opts changed");
 	return 0;
@@ -164,4 +167,13 @@ MAPTBL_API const char *maptbl_walk_strerror(enum maptbl_walk_status st)
 		return "block past the end of the virtual disk";
 	}
 	return "unknown walker status";
+}
+
+MAPTBL_API void maptbl_log(enum maptbl_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, fmt, ap);
+	va_end(ap);
 }

@@ -232,6 +232,7 @@ MAPTBL_API int maptbl_table_open(const void *buf, size_t len, const struct maptb
 				 struct maptbl_table **out)
 {
 	const struct maptbl_header *h = buf;
+	struct maptbl_open_opts o;
 	struct vctx v = { 0 };
 	uint32_t header_len, bs, root;
 	uint64_t table_len, ro, z;
@@ -243,14 +244,12 @@ MAPTBL_API int maptbl_table_open(const void *buf, size_t len, const struct maptb
 	if (!out || (!buf && len))
 		return -EINVAL;
 	*out = NULL;
-	err = mt_opts_check(opts, sizeof(*opts), "maptbl_open_opts");
+	err = mt_opts_copy(&o, opts, sizeof(o), "maptbl_open_opts");
 	if (err)
 		return err;
-	if (opts) {
-		if (opts->flags || opts->reserved)
-			return -EINVAL;
-		v.diag = opts->diag;
-	}
+	if (o.flags || o.reserved)
+		return -EINVAL;
+	v.diag = o.diag;
 	if (v.diag) {
 		memset(v.diag, 0, sizeof(*v.diag));
 		v.diag->index = -1;

@@ -38,10 +38,9 @@ static uint32_t header_crc(const uint8_t *h, uint32_t len)
 	return maptbl_crc32c(crc, h + 24, len - 24);
 }
 
-MAPTBL_API enum maptbl_walk_status maptbl_walk_init(struct maptbl_walker *w,
-						    maptbl_walk_read_fn read, void *ctx,
-						    void *scratch, uint32_t scratch_len,
-						    uint32_t flags)
+static enum maptbl_walk_status walk_init(struct maptbl_walker *w, maptbl_walk_read_fn read,
+					 void *ctx, void *scratch, uint32_t scratch_len,
+					 uint32_t flags)
 {
 	const struct maptbl_header *h;
 	uint32_t hlen, i;
@@ -93,6 +92,22 @@ MAPTBL_API enum maptbl_walk_status maptbl_walk_init(struct maptbl_walker *w,
 	w->root = maptbl_le32_to_cpu(h->root);
 	w->generation = maptbl_le32_to_cpu(h->generation);
 	return MAPTBL_WALK_OK;
+}
+
+MAPTBL_API enum maptbl_walk_status maptbl_walk_init(struct maptbl_walker *w,
+						    maptbl_walk_read_fn read, void *ctx,
+						    void *scratch, uint32_t scratch_len,
+						    uint32_t flags)
+{
+	enum maptbl_walk_status st = walk_init(w, read, ctx, scratch, scratch_len, flags);
+
+	/*
+	 * A walker whose init failed must not walk: node_size may already hold an unchecked value
+	 * (larger than the scratch, say). maptbl_walk_lookup() refuses node_size 0 with BAD_ARG.
+	 */
+	if (st != MAPTBL_WALK_OK && w)
+		w->node_size = 0;
+	return st;
 }
 
 /* Start, end and (leaves) physical block and unwritten flag of entry i of a checked node. */
