@@ -20,6 +20,10 @@ struct params {
 	uint32_t block_size, node_size, fill_pct, generation;
 	uint64_t virtual_blocks, disk_blocks;
 	struct maptbl_diag *diag;
+	const char *disk_path;
+	size_t disk_path_len;
+	uint64_t disk_id;
+	uint32_t header_len;
 };
 
 struct leaf {
@@ -44,6 +48,8 @@ static int resolve_opts(const struct maptbl_build_opts *opts, struct params *p)
 	p->virtual_blocks = o.virtual_blocks;
 	p->disk_blocks = o.disk_blocks;
 	p->diag = o.diag;
+	p->disk_path = o.disk_path;
+	p->disk_id = o.disk_id;
 	if (p->diag) {
 		memset(p->diag, 0, sizeof(*p->diag));
 		p->diag->index = -1;
@@ -79,6 +85,18 @@ static int resolve_opts(const struct maptbl_build_opts *opts, struct params *p)
 		mt_diag(p->diag, 0, -1, "disk size %llu blocks exceeds 2^48 blocks",
 			(unsigned long long)p->disk_blocks);
 		return -EINVAL;
+	}
+	/* The disk record (FORMAT.md §3.1) must fit the header slot, node 0. */
+	p->header_len = MAPTBL_HEADER_SIZE;
+	if (p->disk_path || p->disk_id) {
+		p->disk_path_len = p->disk_path ? strlen(p->disk_path) : 0;
+		p->header_len = (uint32_t)((MAPTBL_DISK_PATH_OFFSET + p->disk_path_len + 7) & ~(size_t)7);
+		if (p->disk_path_len > UINT16_MAX || p->header_len > p->node_size) {
+			mt_diag(p->diag, 0, -1,
+				"disk path of %zu bytes does not fit the header of a %u-byte node",
+				p->disk_path_len, p->node_size);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -250,7 +268,7 @@ static void write_header(uint8_t *buf, const struct params *p, uint32_t root, ui
 	memset(buf, 0, p->node_size);
 	memcpy(h->magic, MAPTBL_MAGIC_STR, MAPTBL_MAGIC_LEN);
 	h->version = maptbl_cpu_to_le16(MAPTBL_VERSION);
-	h->header_len = maptbl_cpu_to_le16(MAPTBL_HEADER_SIZE);
+	h->header_len = maptbl_cpu_to_le16((uint16_t)p->header_len);
 	h->root = maptbl_cpu_to_le32(root);
 	h->generation = maptbl_cpu_to_le32(p->generation);
 	h->incompat = maptbl_cpu_to_le64(incompat);
@@ -259,7 +277,16 @@ static void write_header(uint8_t *buf, const struct params *p, uint32_t root, ui
 	h->virtual_blocks = maptbl_cpu_to_le64(p->virtual_blocks);
 	h->disk_blocks = maptbl_cpu_to_le64(p->disk_blocks);
 	h->table_len = maptbl_cpu_to_le64(table_len);
-	h->header_crc = maptbl_cpu_to_le32(mt_header_crc(buf, MAPTBL_HEADER_SIZE));
+	if (p->header_len > MAPTBL_HEADER_SIZE) {
+		struct maptbl_disk_info *d = (struct maptbl_disk_info *)(buf + MAPTBL_DISK_INFO_OFFSET);
+
+		h->compat = maptbl_cpu_to_le64(MAPTBL_COMPAT_DISK_INFO);
+		d->disk_id = maptbl_cpu_to_le64(p->disk_id);
+		d->path_len = maptbl_cpu_to_le16((uint16_t)p->disk_path_len);
+		if (p->disk_path_len)
+			memcpy(buf + MAPTBL_DISK_PATH_OFFSET, p->disk_path, p->disk_path_len);
+	}
+	h->header_crc = maptbl_cpu_to_le32(mt_header_crc(buf, p->header_len));
 }
 
 MAPTBL_API int maptbl_table_build(const struct maptbl_extent *ext, size_t nr,

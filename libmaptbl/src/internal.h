@@ -35,6 +35,8 @@ struct maptbl_table {
 	uint64_t disk_blocks;
 	uint64_t incompat, ro_compat, compat;
 	bool readonly;
+	char *disk_path;	/* recorded disk, NUL-terminated copy, or NULL */
+	uint64_t disk_id;
 	uint8_t *buf;		/* table_len bytes, owned */
 	size_t len;
 	struct maptbl_stats st;

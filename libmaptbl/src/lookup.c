@@ -29,6 +29,22 @@ struct maptbl_table *mt_table_new(uint8_t *buf, size_t len)
 	t->incompat = maptbl_le64_to_cpu(h->incompat);
 	t->ro_compat = maptbl_le64_to_cpu(h->ro_compat);
 	t->compat = maptbl_le64_to_cpu(h->compat);
+	if (t->compat & MAPTBL_COMPAT_DISK_INFO) {
+		/* Checked by verify.c (or written by build.c): in bounds, no NUL. */
+		const struct maptbl_disk_info *d = (const void *)(buf + MAPTBL_DISK_INFO_OFFSET);
+		size_t n = maptbl_le16_to_cpu(d->path_len);
+
+		t->disk_id = maptbl_le64_to_cpu(d->disk_id);
+		if (n) {
+			t->disk_path = malloc(n + 1);
+			if (!t->disk_path) {
+				free(t);
+				return NULL;
+			}
+			memcpy(t->disk_path, buf + MAPTBL_DISK_PATH_OFFSET, n);
+			t->disk_path[n] = 0;
+		}
+	}
 	return t;
 }
 
@@ -70,6 +86,7 @@ MAPTBL_API void maptbl_table_free(struct maptbl_table *t)
 	if (!t)
 		return;
 	t->magic = 0;
+	free(t->disk_path);
 	free(t->buf);
 	free(t);
 }
@@ -102,6 +119,16 @@ MAPTBL_API uint64_t maptbl_table_virtual_blocks(const struct maptbl_table *t)
 MAPTBL_API uint64_t maptbl_table_disk_blocks(const struct maptbl_table *t)
 {
 	return ok(t) ? t->disk_blocks : 0;
+}
+
+MAPTBL_API const char *maptbl_table_disk_path(const struct maptbl_table *t)
+{
+	return ok(t) ? t->disk_path : NULL;
+}
+
+MAPTBL_API uint64_t maptbl_table_disk_id(const struct maptbl_table *t)
+{
+	return ok(t) ? t->disk_id : 0;
 }
 
 MAPTBL_API uint32_t maptbl_table_generation(const struct maptbl_table *t)

@@ -236,6 +236,7 @@ MAPTBL_API int maptbl_table_open(const void *buf, size_t len, const struct maptb
 	struct vctx v = { 0 };
 	uint32_t header_len, bs, root;
 	uint64_t table_len, ro, z;
+	uint32_t known_end;
 	struct maptbl_table *t;
 	bool readonly = false;
 	uint8_t *copy;
@@ -319,9 +320,31 @@ MAPTBL_API int maptbl_table_open(const void *buf, size_t len, const struct maptb
 		       ULL(ro & ~MAPTBL_RO_COMPAT_KNOWN));
 		readonly = true;
 	}
-	if (first_nonzero((const uint8_t *)buf + MAPTBL_HEADER_SIZE,
-			  header_len - MAPTBL_HEADER_SIZE) != header_len - MAPTBL_HEADER_SIZE) {
-		mt_log(MAPTBL_LOG_WARN, "unknown header fields past byte 128: table is read-only");
+	known_end = MAPTBL_HEADER_SIZE;
+	if (maptbl_le64_to_cpu(h->compat) & MAPTBL_COMPAT_DISK_INFO) {
+		/* The disk record (FORMAT.md §3.1): bounded, reserved zero, a path without NUL. */
+		const struct maptbl_disk_info *d =
+			(const void *)((const uint8_t *)buf + MAPTBL_DISK_INFO_OFFSET);
+		uint32_t plen;
+
+		if (header_len < MAPTBL_DISK_PATH_OFFSET)
+			return bad(&v, 10, "header_len %u is too short for the disk record", header_len);
+		plen = maptbl_le16_to_cpu(d->path_len);
+		if (plen > header_len - MAPTBL_DISK_PATH_OFFSET)
+			return bad(&v, MAPTBL_DISK_INFO_OFFSET + 8,
+				   "disk path of %u bytes runs past header_len %u", plen, header_len);
+		z = first_nonzero(d->reserved, sizeof(d->reserved));
+		if (z != sizeof(d->reserved))
+			return bad(&v, MAPTBL_DISK_INFO_OFFSET + 10 + z,
+				   "reserved disk record byte must be zero");
+		if (memchr((const uint8_t *)buf + MAPTBL_DISK_PATH_OFFSET, 0, plen))
+			return bad(&v, MAPTBL_DISK_PATH_OFFSET, "disk path contains a NUL byte");
+		known_end = MAPTBL_DISK_PATH_OFFSET + plen;
+	}
+	if (first_nonzero((const uint8_t *)buf + known_end, header_len - known_end) !=
+	    header_len - known_end) {
+		mt_log(MAPTBL_LOG_WARN, "unknown header fields past byte %u: table is read-only",
+		       known_end);
 		readonly = true;
 	}
 

@@ -103,7 +103,8 @@ static inline maptbl_le64_t maptbl_cpu_to_le64(uint64_t x)
 #define MAPTBL_INCOMPAT_WIDE_LEAF	(UINT64_C(1) << 0)
 #define MAPTBL_INCOMPAT_KNOWN		(MAPTBL_INCOMPAT_WIDE_LEAF)
 #define MAPTBL_RO_COMPAT_KNOWN		UINT64_C(0)
-#define MAPTBL_COMPAT_KNOWN		UINT64_C(0)
+#define MAPTBL_COMPAT_DISK_INFO		(UINT64_C(1) << 0)	/**< header bytes 128.. name the disk */
+#define MAPTBL_COMPAT_KNOWN		(MAPTBL_COMPAT_DISK_INFO)
 /** @} */
 
 /** Node kinds (struct maptbl_node_hdr.kind). */
@@ -137,6 +138,18 @@ struct maptbl_header {
 	maptbl_le64_t table_len;	/**< bytes, multiple of node_size */
 	uint8_t reserved[48];		/**< must be zero */
 };
+
+/**
+ * The disk record (FORMAT.md §3.1): header bytes 128..143 when MAPTBL_COMPAT_DISK_INFO is set,
+ * followed by path_len bytes of path and zero padding up to header_len.
+ */
+struct maptbl_disk_info {
+	maptbl_le64_t disk_id;		/**< identity of the disk, 0 = not recorded */
+	maptbl_le16_t path_len;		/**< bytes of path after this record, 0 = none */
+	uint8_t reserved[6];		/**< must be zero */
+};
+#define MAPTBL_DISK_INFO_OFFSET	128
+#define MAPTBL_DISK_PATH_OFFSET	144
 
 /** Header of every tree node (FORMAT.md §5). */
 struct maptbl_node_hdr {
@@ -186,6 +199,8 @@ _Static_assert(offsetof(struct maptbl_header, virtual_blocks) == 56, "virtual_bl
 _Static_assert(offsetof(struct maptbl_header, disk_blocks) == 64, "disk_blocks");
 _Static_assert(offsetof(struct maptbl_header, table_len) == 72, "table_len");
 _Static_assert(offsetof(struct maptbl_header, reserved) == 80, "reserved");
+_Static_assert(sizeof(struct maptbl_disk_info) == MAPTBL_DISK_PATH_OFFSET - MAPTBL_DISK_INFO_OFFSET,
+	       "disk info size");
 _Static_assert(sizeof(struct maptbl_node_hdr) == MAPTBL_NODE_HDR_SIZE, "node header size");
 _Static_assert(offsetof(struct maptbl_node_hdr, crc) == 8, "node crc");
 _Static_assert(offsetof(struct maptbl_node_hdr, self) == 12, "node self");

@@ -107,8 +107,10 @@ struct maptbl_build_opts {
 	uint32_t fill_pct;	 /**< entries per node in percent of capacity, 1..100; 0 = 100 */
 	uint32_t generation;	 /**< initial generation in the live word */
 	struct maptbl_diag *diag; /**< optional: receives the first problem */
+	const char *disk_path;	 /**< the disk the extents lie on, recorded in the table; NULL = none */
+	uint64_t disk_id;	 /**< its identity (maptbl_fs_disk_id()), recorded; 0 = none */
 };
-#define maptbl_build_opts__last_field diag
+#define maptbl_build_opts__last_field disk_id
 
 /** Options of maptbl_table_open(). Initialise with maptbl_open_opts_init(). */
 struct maptbl_open_opts {
@@ -210,6 +212,13 @@ MAPTBL_API uint32_t maptbl_table_node_size(const struct maptbl_table *t);
 MAPTBL_API uint64_t maptbl_table_virtual_blocks(const struct maptbl_table *t);
 /** @brief Physical disk size in blocks recorded in the table, 0 if none. */
 MAPTBL_API uint64_t maptbl_table_disk_blocks(const struct maptbl_table *t);
+/**
+ * @brief The disk the table maps, as recorded at build time (FORMAT.md §3.1), or NULL when none is
+ * recorded. Owned by @p t.
+ */
+MAPTBL_API const char *maptbl_table_disk_path(const struct maptbl_table *t);
+/** @brief The recorded identity of that disk, 0 if none. */
+MAPTBL_API uint64_t maptbl_table_disk_id(const struct maptbl_table *t);
 /** @brief Generation from the live word. */
 MAPTBL_API uint32_t maptbl_table_generation(const struct maptbl_table *t);
 /** @brief Number of extents (written and unwritten). */
