@@ -43,7 +43,7 @@ struct maptbl_cmd {
 	unsigned flags;
 };
 
-extern const struct maptbl_cmd cmd_build, cmd_verify, cmd_dump, cmd_lookup;
+extern const struct maptbl_cmd cmd_build, cmd_verify, cmd_dump, cmd_lookup, cmd_cat;
 
 /* Messages: "maptbl CMD: message" on stderr, or {"error": ...} on stdout in JSON mode. */
 void cli_error(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -71,6 +71,9 @@ int cli_write_atomic(const char *path, const void *buf, size_t len);
 
 /* Opens a table file for reading commands. Returns an exit status; on error it printed why. */
 int cli_open_table(struct cli *cli, const char *path, struct maptbl_table **out);
+
+/* The library's last error message (through the log callback), or NULL. */
+const char *cli_last_log(void);
 
 /* JSON output helpers. */
 void json_str(FILE *f, const char *s);

@@ -12,11 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <maptbl/fs.h>
+
 #include "cli.h"
 
 static const char *const build_usage[] = {
-	"maptbl build --extents LIST -o TABLE [OPTIONS]",
-	"build a table from an extent list",
+	"maptbl build FILE [-o TABLE] [--read-only] [--image IMG] [OPTIONS]\n"
+	"       maptbl build --extents LIST -o TABLE [OPTIONS]",
+	"build a table from a file or an extent list",
+	"",
+	"FILE is a file on ext4, XFS or any filesystem with FIEMAP, on a disk, a partition, a",
+	"loop device or a linear device-mapper target; its extents are made absolute on the disk",
+	"a device sees. With --image IMG, FILE is a path inside the unmounted ext4 image IMG.",
+	"The file is synced first; delalloc, inline, encoded, encrypted, shared, unaligned and",
+	"other-device extents are refused, each with its byte range and rule. The default TABLE",
+	"is the file's name with .mtb in the current directory.",
 	"",
 	"LIST is a text file, or - for standard input: one extent a line,",
 	"  LOGICAL PHYSICAL LENGTH [unwritten]",
@@ -24,16 +34,20 @@ static const char *const build_usage[] = {
 	"must not overlap. TABLE is written atomically (- writes to standard output).",
 	"",
 	"Options:",
-	"  -e, --extents LIST        the extent list (required)",
-	"  -o, --output TABLE        the table file to write (required)",
-	"  -b, --block-size BYTES    block size, a power of two 512..65536 (default 4096)",
+	"  -e, --extents LIST        the extent list",
+	"  -o, --output TABLE        the table file to write",
+	"  -b, --block-size BYTES    block size, a power of two 512..65536 (default: 4096, or",
+	"                            the filesystem's block size for a FILE)",
 	"  -s, --virtual-size SIZE   virtual disk size in bytes, K/M/G/T/P/E suffixes allowed,",
 	"                            a multiple of the block size (default: end of the last extent)",
 	"  -d, --disk-size SIZE      physical disk size to record; extents must fit it",
 	"  -n, --node-size BYTES     node size, a power of two 256..65536 (default 4096)",
 	"  -f, --fill PERCENT        fill nodes to this percentage of capacity, 1..100 (default 100)",
 	"  -g, --generation N        initial generation number (default 0)",
-	"  -q, --quiet               do not print the summary line",
+	"  -r, --read-only           a table for a read-only VF: shared extents are allowed",
+	"  -i, --image IMG           FILE is a path inside this ext4 image or unmounted device",
+	"  -S, --source SRC          fiemap, xfs or ext4-image (default: from the filesystem)",
+	"  -q, --quiet               do not print the summary",
 	"  -h, --help                this text",
 	NULL,
 };
@@ -139,6 +153,61 @@ static int size_in_blocks(struct cli *cli, const char *opt, const char *arg, uin
 	return EXIT_OK;
 }
 
+/* Maps FILE through the adapters; prints each refusing finding. Returns an exit status. */
+static int map_file(struct cli *cli, const char *file, const char *image, uint32_t source,
+		    uint32_t bs, bool read_only, struct maptbl_fs_map **out)
+{
+	struct maptbl_fs_opts fo;
+	size_t i;
+	int err;
+
+	maptbl_fs_opts_init(&fo, sizeof(fo));
+	fo.source = source;
+	fo.block_size = bs;
+	fo.image = image;
+	err = maptbl_fs_map_file(file, &fo, out);
+	if (err) {
+		/* The library's message names the layer, the image or the rule. */
+		if (cli_last_log())
+			cli_error(cli, "%s", cli_last_log());
+		else
+			cli_error(cli, "%s: %s", file, strerror(-err));
+		return err == -EOPNOTSUPP || err == -EINVAL || err == -EISDIR || err == -EBUSY
+			       ? EXIT_FAILED : EXIT_NOCHECK;
+	}
+	for (i = 0; i < maptbl_fs_map_nr_findings(*out); i++) {
+		const struct maptbl_fs_finding *f = maptbl_fs_map_finding(*out, i);
+
+		if (!(f->refuses & (read_only ? MAPTBL_FS_REFUSES_READONLY : MAPTBL_FS_REFUSES_WRITABLE)))
+			continue;
+		cli_error(cli, "%s: bytes %llu..%llu: %s: refused for a %s table%s", file,
+			  (unsigned long long)f->offset, (unsigned long long)(f->offset + f->length - 1),
+			  maptbl_fs_rule_name(f->rule), read_only ? "read-only" : "writable",
+			  !read_only && !(f->refuses & MAPTBL_FS_REFUSES_READONLY)
+				  ? " (--read-only allows it)" : "");
+		err = -EINVAL;
+	}
+	if (err) {
+		maptbl_fs_map_free(*out);
+		*out = NULL;
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+static int parse_source(const char *s, uint32_t *out)
+{
+	if (!strcmp(s, "fiemap"))
+		*out = MAPTBL_FS_SOURCE_FIEMAP;
+	else if (!strcmp(s, "xfs"))
+		*out = MAPTBL_FS_SOURCE_XFS;
+	else if (!strcmp(s, "ext4-image"))
+		*out = MAPTBL_FS_SOURCE_EXT4_IMAGE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -151,22 +220,30 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		{ "fill", required_argument, NULL, 'f' },
 		{ "generation", required_argument, NULL, 'g' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "image", required_argument, NULL, 'i' },
+		{ "source", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *list_path = NULL, *out_path = NULL, *vsize = NULL, *dsize = NULL;
-	uint64_t bs = 4096, ns = 0, fill = 0, gen = 0;
+	const char *file = NULL, *image = NULL;
+	uint64_t bs = 0, ns = 0, fill = 0, gen = 0;
+	struct maptbl_fs_map *fm = NULL;
 	struct maptbl_build_opts bo;
 	struct maptbl_table *t = NULL;
+	const struct maptbl_extent *ext = NULL;
 	struct maptbl_diag diag;
 	struct list l = { 0 };
-	bool quiet = false, fill_set = false;
+	bool quiet = false, fill_set = false, read_only = false;
+	uint32_t source = 0;
+	char *default_out = NULL;
 	uint8_t *text = NULL;
-	size_t len;
+	size_t len, nr = 0;
 	int c, err, status;
 
 	(void)cmd;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":e:o:b:s:d:n:f:g:q", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":e:o:b:s:d:n:f:g:qri:S:", opts, NULL)) != -1) {
 		uint64_t *num = NULL;
 		const char *what = NULL;
 
@@ -185,6 +262,17 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case 'r':
+			read_only = true;
+			break;
+		case 'i':
+			image = optarg;
+			break;
+		case 'S':
+			if (parse_source(optarg, &source))
+				return cli_usage_error(cli, "--source '%s' is not fiemap, xfs or ext4-image",
+						       optarg);
 			break;
 		case 'b':
 			num = &bs, what = "--block-size";
@@ -206,13 +294,22 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 			return cli_usage_error(cli, "%s '%s' is not a valid number", what, optarg);
 	}
 	if (optind < argc)
-		return cli_usage_error(cli, "unexpected argument '%s' (building from files comes with the filesystem adapters; use --extents)",
-				       argv[optind]);
-	if (!list_path)
-		return cli_usage_error(cli, "--extents LIST is required");
-	if (!out_path)
+		file = argv[optind++];
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	if (!list_path && !file)
+		return cli_usage_error(cli, "need a FILE or --extents LIST");
+	if (list_path && file)
+		return cli_usage_error(cli, "give a FILE or --extents LIST, not both");
+	if (list_path && (image || source || read_only))
+		return cli_usage_error(cli, "--image, --source and --read-only need a FILE");
+	if (image && source && source != MAPTBL_FS_SOURCE_EXT4_IMAGE)
+		return cli_usage_error(cli, "--image reads through libext2fs: --source must be ext4-image");
+	if (source == MAPTBL_FS_SOURCE_EXT4_IMAGE && !image)
+		return cli_usage_error(cli, "--source ext4-image needs --image IMG");
+	if (list_path && !out_path)
 		return cli_usage_error(cli, "-o TABLE is required");
-	if (bs < MAPTBL_MIN_BLOCK_SIZE || bs > MAPTBL_MAX_BLOCK_SIZE || (bs & (bs - 1)))
+	if (bs && (bs < MAPTBL_MIN_BLOCK_SIZE || bs > MAPTBL_MAX_BLOCK_SIZE || (bs & (bs - 1))))
 		return cli_usage_error(cli, "--block-size %llu is not a power of two from 512 to 65536",
 				       (unsigned long long)bs);
 	if (ns && (ns < MAPTBL_MIN_NODE_SIZE || ns > MAPTBL_MAX_NODE_SIZE || (ns & (ns - 1))))
@@ -220,6 +317,25 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 				       (unsigned long long)ns);
 	if (fill_set && (fill < 1 || fill > 100))
 		return cli_usage_error(cli, "--fill %llu is not from 1 to 100", (unsigned long long)fill);
+
+	if (file) {
+		status = map_file(cli, file, image, source, (uint32_t)bs, read_only, &fm);
+		if (status)
+			return status;
+		bs = maptbl_fs_map_block_size(fm);
+		ext = maptbl_fs_map_extents(fm, &nr);
+		if (!out_path) {
+			const char *base = strrchr(file, '/');
+
+			if (asprintf(&default_out, "%s.mtb", base ? base + 1 : file) < 0) {
+				status = EXIT_FAILED;
+				goto out;
+			}
+			out_path = default_out;
+		}
+	}
+	if (!bs)
+		bs = 4096;
 
 	maptbl_build_opts_init(&bo, sizeof(bo));
 	bo.block_size = (uint32_t)bs;
@@ -229,43 +345,66 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	bo.diag = &diag;
 	if (vsize && (status = size_in_blocks(cli, "--virtual-size", vsize, (uint32_t)bs,
 					      &bo.virtual_blocks)))
-		return status;
+		goto out;
 	if (dsize && (status = size_in_blocks(cli, "--disk-size", dsize, (uint32_t)bs,
 					      &bo.disk_blocks)))
-		return status;
-	if (vsize && !bo.virtual_blocks)
-		return cli_usage_error(cli, "--virtual-size must not be 0");
-
-	err = cli_read_file(list_path, &text, &len);
-	if (err) {
-		cli_error(cli, "%s: %s", list_path, strerror(-err));
-		return EXIT_NOCHECK;
-	}
-	/* cli_read_file leaves room for one more byte: parse_list terminates the last line there. */
-	{
-		uint8_t *nt = realloc(text, len + 1);
-
-		if (!nt) {
-			free(text);
-			cli_error(cli, "%s: out of memory", list_path);
-			return EXIT_FAILED;
-		}
-		text = nt;
-	}
-	status = parse_list(cli, strcmp(list_path, "-") ? list_path : "<stdin>", (char *)text, len,
-			    &l);
-	free(text);
-	if (status)
 		goto out;
+	if (vsize && !bo.virtual_blocks) {
+		status = cli_usage_error(cli, "--virtual-size must not be 0");
+		goto out;
+	}
+	if (fm) {
+		/* The virtual disk is at least the file, and the disk is the one the map found. */
+		uint64_t fblocks = (maptbl_fs_map_file_size(fm) + bs - 1) / bs;
 
-	err = maptbl_table_build(l.ext, l.nr, &bo, &t);
-	if (err) {
-		if (diag.index >= 0 && (size_t)diag.index < l.nr)
-			cli_error(cli, "%s:%zu: %s", list_path, l.line[diag.index], diag.reason);
-		else if (err == -EBADMSG || err == -EINVAL || err == -E2BIG)
-			cli_error(cli, "%s: %s", list_path, diag.reason);
-		else
+		if (!vsize)
+			bo.virtual_blocks = fblocks ? fblocks : 1;
+		else if (bo.virtual_blocks < fblocks) {
+			status = cli_usage_error(cli, "--virtual-size %s is smaller than %s (%llu bytes)",
+						 vsize, file,
+						 (unsigned long long)maptbl_fs_map_file_size(fm));
+			goto out;
+		}
+		if (!dsize)
+			bo.disk_blocks = maptbl_fs_map_disk_size(fm) / bs;
+		bo.disk_path = maptbl_fs_map_disk(fm);
+		bo.disk_id = maptbl_fs_map_disk_id(fm);
+	} else {
+		err = cli_read_file(list_path, &text, &len);
+		if (err) {
 			cli_error(cli, "%s: %s", list_path, strerror(-err));
+			status = EXIT_NOCHECK;
+			goto out;
+		}
+		/* One more byte: parse_list terminates the last line there. */
+		{
+			uint8_t *nt = realloc(text, len + 1);
+
+			if (!nt) {
+				cli_error(cli, "%s: out of memory", list_path);
+				status = EXIT_FAILED;
+				goto out;
+			}
+			text = nt;
+		}
+		status = parse_list(cli, strcmp(list_path, "-") ? list_path : "<stdin>",
+				    (char *)text, len, &l);
+		if (status)
+			goto out;
+		ext = l.ext;
+		nr = l.nr;
+	}
+
+	err = maptbl_table_build(ext, nr, &bo, &t);
+	if (err) {
+		const char *src = file ? file : list_path;
+
+		if (!file && diag.index >= 0 && (size_t)diag.index < l.nr)
+			cli_error(cli, "%s:%zu: %s", src, l.line[diag.index], diag.reason);
+		else if (err == -EBADMSG || err == -EINVAL || err == -E2BIG)
+			cli_error(cli, "%s: %s", src, diag.reason);
+		else
+			cli_error(cli, "%s: %s", src, strerror(-err));
 		status = EXIT_FAILED;
 		goto out;
 	}
@@ -283,10 +422,30 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		       (unsigned long long)st.nr_extents, st.nr_extents == 1 ? "" : "s",
 		       (unsigned long long)st.nr_nodes, st.nr_nodes == 1 ? "" : "s", st.depth,
 		       maptbl_table_len(t));
+		if (fm) {
+			uint64_t holes = 0, prev = 0;
+			size_t i;
+
+			for (i = 0; i < nr; i++) {
+				holes += ext[i].lblk > prev;
+				prev = ext[i].lblk + ext[i].len;
+			}
+			holes += prev < bo.virtual_blocks;
+			printf("%s: %llu bytes, %llu hole%s, %llu unwritten extent%s, block size %llu%s\n",
+			       file, (unsigned long long)maptbl_fs_map_file_size(fm),
+			       (unsigned long long)holes, holes == 1 ? "" : "s",
+			       (unsigned long long)st.nr_unwritten, st.nr_unwritten == 1 ? "" : "s",
+			       (unsigned long long)bs, read_only ? ", read-only" : "");
+			printf("disk: %s (+%llu bytes): %s\n", maptbl_fs_map_disk(fm),
+			       (unsigned long long)maptbl_fs_map_disk_offset(fm), maptbl_fs_map_layers(fm));
+		}
 	}
 	status = EXIT_OK;
 out:
 	maptbl_table_free(t);
+	maptbl_fs_map_free(fm);
+	free(default_out);
+	free(text);
 	free(l.ext);
 	free(l.line);
 	return status;

@@ -152,7 +152,7 @@ static int do_dump(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char
 		       "\"block_size\":%u,\"node_size\":%u,\"table_len\":%zu,\"virtual_blocks\":%llu,"
 		       "\"disk_blocks\":%llu,\"incompat\":%llu,\"ro_compat\":%llu,\"compat\":%llu,"
 		       "\"readonly\":%s,\"root\":%u,\"depth\":%u,\"nodes\":%llu,\"extents\":%llu,"
-		       "\"unwritten\":%llu,\"absent\":%llu,\"mapped_blocks\":%llu,\"levels\":[",
+		       "\"unwritten\":%llu,\"absent\":%llu,\"mapped_blocks\":%llu,",
 		       maptbl_le16_to_cpu(h->version), maptbl_le16_to_cpu(h->header_len),
 		       maptbl_le32_to_cpu(h->header_crc), maptbl_table_generation(t),
 		       maptbl_table_block_size(t), maptbl_table_node_size(t), maptbl_table_len(t),
@@ -165,6 +165,12 @@ static int do_dump(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char
 		       st.depth, (unsigned long long)st.nr_nodes, (unsigned long long)st.nr_extents,
 		       (unsigned long long)st.nr_unwritten, (unsigned long long)st.nr_absent,
 		       (unsigned long long)st.mapped_blocks);
+		printf("\"disk_path\":");
+		if (maptbl_table_disk_path(t))
+			json_str(stdout, maptbl_table_disk_path(t));
+		else
+			printf("null");
+		printf(",\"disk_id\":%llu,\"levels\":[", (unsigned long long)maptbl_table_disk_id(t));
 		for (l = st.depth; l-- > 0;)
 			printf("{\"level\":%u,\"kind\":\"%s\",\"nodes\":%llu,\"entries\":%llu,\"capacity\":%llu}%s",
 			       l, l ? "index" : "leaf", (unsigned long long)st.nodes_per_level[l],
@@ -189,11 +195,16 @@ static int do_dump(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char
 		printf(", physical disk %llu blocks\n", (unsigned long long)maptbl_table_disk_blocks(t));
 	else
 		printf(", physical disk size not recorded\n");
-	printf("Features: incompat 0x%llx%s, ro_compat 0x%llx, compat 0x%llx\n",
+	if (maptbl_table_disk_path(t) || maptbl_table_disk_id(t))
+		printf("Disk: %s (id 0x%016llx)\n",
+		       maptbl_table_disk_path(t) ? maptbl_table_disk_path(t) : "(path not recorded)",
+		       (unsigned long long)maptbl_table_disk_id(t));
+	printf("Features: incompat 0x%llx%s, ro_compat 0x%llx, compat 0x%llx%s\n",
 	       (unsigned long long)maptbl_table_features(t, 0),
 	       maptbl_table_features(t, 0) & MAPTBL_INCOMPAT_WIDE_LEAF ? " (wide_leaf)" : "",
 	       (unsigned long long)maptbl_table_features(t, 1),
-	       (unsigned long long)maptbl_table_features(t, 2));
+	       (unsigned long long)maptbl_table_features(t, 2),
+	       maptbl_table_features(t, 2) & MAPTBL_COMPAT_DISK_INFO ? " (disk_info)" : "");
 	printf("Tree: depth %u, %llu node%s, %llu extent%s (%llu unwritten), %llu absent subtree%s, %llu blocks mapped\n",
 	       st.depth, (unsigned long long)st.nr_nodes, st.nr_nodes == 1 ? "" : "s",
 	       (unsigned long long)st.nr_extents, st.nr_extents == 1 ? "" : "s",

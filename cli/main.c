@@ -18,6 +18,7 @@ static const struct maptbl_cmd *const cmds[] = {
 	&cmd_verify,
 	&cmd_dump,
 	&cmd_lookup,
+	&cmd_cat,
 	NULL,
 };
 
@@ -61,12 +62,23 @@ static const struct maptbl_cmd *find_cmd(const char *name)
 	return NULL;
 }
 
-static void log_to_stderr(void *ctx, enum maptbl_log_level level, const char *msg)
+/* The library's last error message, for commands to show in place of a bare errno string. */
+static char last_error[512];
+
+const char *cli_last_log(void)
+{
+	return last_error[0] ? last_error : NULL;
+}
+
+static void log_cb(void *ctx, enum maptbl_log_level level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
+	const struct cli *cli = ctx;
 
-	(void)ctx;
-	fprintf(stderr, "maptbl: libmaptbl %s: %s\n", names[level & 3], msg);
+	if (level == MAPTBL_LOG_ERROR)
+		snprintf(last_error, sizeof(last_error), "%s", msg);
+	if (cli->verbose)
+		fprintf(stderr, "maptbl: libmaptbl %s: %s\n", names[level & 3], msg);
 }
 
 /* git's run_builtin() check: a full disk or a closed pipe on stdout is a failure. */
@@ -124,9 +136,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "maptbl: no command given (try 'maptbl --help')\n");
 		return EXIT_USAGE;
 	}
-	if (cli.verbose)
-		maptbl_set_log_fn(log_to_stderr, NULL,
-				  cli.verbose > 1 ? MAPTBL_LOG_DEBUG : MAPTBL_LOG_INFO);
+	maptbl_set_log_fn(log_cb, &cli,
+			  cli.verbose > 1 ? MAPTBL_LOG_DEBUG : cli.verbose ? MAPTBL_LOG_INFO
+									   : MAPTBL_LOG_ERROR);
 	argc -= optind;
 	argv += optind;
 

@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs.c - maptbl_fs_map_file(): pick the backend, sync, resolve the disk, and turn the backend's
+ * byte records into table extents, applying the safety rules (EXTENTS.md §3.5).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <linux/magic.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef XFS_SUPER_MAGIC
+#define XFS_SUPER_MAGIC 0x58465342
+#endif
+
+void mtfs_log(int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	maptbl_log((enum maptbl_log_level)level, "%s", msg);
+}
+
+MAPTBL_API int maptbl_fs_opts_init(struct maptbl_fs_opts *opts, size_t sz)
+{
+	if (!opts || sz < sizeof(size_t))
+		return -EINVAL;
+	memset(opts, 0, sz < sizeof(*opts) ? sz : sizeof(*opts));
+	opts->sz = sz;
+	_Static_assert(sizeof(struct maptbl_fs_opts) == 32, "fs opts changed");
+	return 0;
+}
+
+int mtfs_add_record(struct maptbl_fs_map *m, uint64_t logical, uint64_t physical,
+		    uint64_t length, uint32_t flags)
+{
+	if (!length)
+		return 0;
+	/* Extend the last record when this one continues it (ext4 splits at 32768 blocks; block-
+	 * mapped files come a block at a time). */
+	if (m->nr_rec) {
+		struct mtfs_record *p = &m->rec[m->nr_rec - 1];
+
+		if (p->flags == flags && p->logical + p->length == logical &&
+		    p->physical + p->length == physical) {
+			p->length += length;
+			return 0;
+		}
+	}
+	if (m->nr_rec == m->cap_rec) {
+		size_t cap = m->cap_rec ? m->cap_rec * 2 : 256;
+		struct mtfs_record *r = realloc(m->rec, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		m->rec = r;
+		m->cap_rec = cap;
+	}
+	m->rec[m->nr_rec++] = (struct mtfs_record){ logical, physical, length, flags };
+	return 0;
+}
+
+int mtfs_add_finding(struct maptbl_fs_map *m, uint64_t offset, uint64_t length, uint32_t rule,
+		     uint32_t refuses)
+{
+	struct maptbl_fs_finding *f;
+
+	/* One finding for a run of the same rule. */
+	if (m->nr_find) {
+		f = &m->find[m->nr_find - 1];
+		if (f->rule == rule && f->refuses == refuses && f->offset + f->length == offset) {
+			f->length += length;
+			return 0;
+		}
+	}
+	if (m->nr_find == m->cap_find) {
+		size_t cap = m->cap_find ? m->cap_find * 2 : 16;
+
+		f = realloc(m->find, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		m->find = f;
+		m->cap_find = cap;
+	}
+	m->find[m->nr_find++] = (struct maptbl_fs_finding){ offset, length, rule, refuses };
+	return 0;
+}
+
+MAPTBL_API const char *maptbl_fs_rule_name(uint32_t rule)
+{
+	switch (rule) {
+	case MAPTBL_FS_RULE_DELALLOC:
+		return "delalloc";
+	case MAPTBL_FS_RULE_INLINE:
+		return "inline";
+	case MAPTBL_FS_RULE_NOT_ALIGNED:
+		return "not-aligned";
+	case MAPTBL_FS_RULE_ENCODED:
+		return "encoded";
+	case MAPTBL_FS_RULE_ENCRYPTED:
+		return "encrypted";
+	case MAPTBL_FS_RULE_SHARED:
+		return "shared";
+	case MAPTBL_FS_RULE_OTHER_DEVICE:
+		return "other-device";
+	case MAPTBL_FS_RULE_UNKNOWN:
+		return "unknown-location";
+	}
+	return "?";
+}
+
+/* Filesystems (or layers) without a block device of their own, named for the message. */
+static const char *fs_type_name(long type)
+{
+	switch ((unsigned long)type) {
+	case TMPFS_MAGIC:
+		return "tmpfs";
+	case OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs";
+	case NFS_SUPER_MAGIC:
+		return "NFS";
+	case 0xFF534D42: /* CIFS_SUPER_MAGIC */
+	case 0xFE534D42: /* SMB2_SUPER_MAGIC */
+		return "SMB/CIFS";
+	case BTRFS_SUPER_MAGIC:
+		return "btrfs";
+	case 0x65735546: /* FUSE_SUPER_MAGIC */
+		return "FUSE";
+	case RAMFS_MAGIC:
+		return "ramfs";
+	case 0x6a656a63: /* V9FS */
+		return "9p";
+	case EXT4_SUPER_MAGIC:
+		return "ext4";
+	case XFS_SUPER_MAGIC:
+		return "xfs";
+	}
+	return NULL;
+}
+
+/* Records (bytes, fs device) -> extents (table blocks, absolute on the disk), merged. */
+static int make_extents(struct maptbl_fs_map *m)
+{
+	uint64_t bs = m->block_size;
+	size_t i, n = 0;
+	int err;
+
+	m->ext = calloc(m->nr_rec ? m->nr_rec : 1, sizeof(*m->ext));
+	if (!m->ext)
+		return -ENOMEM;
+	for (i = 0; i < m->nr_rec; i++) {
+		const struct mtfs_record *r = &m->rec[i];
+		uint64_t phys = r->physical + m->disk_offset;
+		struct maptbl_extent *prev = n ? &m->ext[n - 1] : NULL;
+		uint32_t fl = r->flags & MTFS_REC_UNWRITTEN ? MAPTBL_EXTENT_UNWRITTEN : 0;
+
+		if (r->logical % bs || phys % bs || r->length % bs) {
+			err = mtfs_add_finding(m, r->logical, r->length, MAPTBL_FS_RULE_NOT_ALIGNED,
+					       MAPTBL_FS_REFUSES_WRITABLE | MAPTBL_FS_REFUSES_READONLY);
+			if (err)
+				return err;
+			continue;
+		}
+		if (r->flags & MTFS_REC_SHARED) {
+			err = mtfs_add_finding(m, r->logical, r->length, MAPTBL_FS_RULE_SHARED,
+					       MAPTBL_FS_REFUSES_WRITABLE);
+			if (err)
+				return err;
+		}
+		if (prev && prev->lblk * bs + prev->len * bs > r->logical) {
+			/* A record that overlaps the previous one (the file changed between two
+			 * FIEMAP calls): trust neither. */
+			mtfs_log(MAPTBL_LOG_ERROR, "%s: overlapping extent records at byte %llu",
+				 m->path, (unsigned long long)r->logical);
+			return -EIO;
+		}
+		/* Merge logically and physically contiguous records of the same kind. */
+		if (prev && prev->flags == fl && (prev->lblk + prev->len) * bs == r->logical &&
+		    (prev->pblk + prev->len) * bs == phys) {
+			prev->len += r->length / bs;
+			continue;
+		}
+		m->ext[n++] = (struct maptbl_extent){ .lblk = r->logical / bs, .pblk = phys / bs,
+						      .len = r->length / bs, .flags = fl };
+	}
+	m->nr_ext = n;
+	return 0;
+}
+
+static int cmp_finding(const void *a, const void *b)
+{
+	const struct maptbl_fs_finding *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+MAPTBL_API int maptbl_fs_map_file(const char *path, const struct maptbl_fs_opts *opts,
+				  struct maptbl_fs_map **out)
+{
+	struct maptbl_fs_opts o;
+	struct maptbl_fs_map *m;
+	struct statfs sfs;
+	struct stat st;
+	int fd = -1, err;
+
+	if (!path || !out)
+		return -EINVAL;
+	*out = NULL;
+	maptbl_fs_opts_init(&o, sizeof(o));
+	if (opts) {
+		if (opts->sz < offsetof(struct maptbl_fs_opts, image) + sizeof(opts->image))
+			return -EINVAL;
+		memcpy(&o, opts, sizeof(o));
+		if (o.reserved || o.source > MAPTBL_FS_SOURCE_EXT4_IMAGE || (o.flags & ~MAPTBL_FS_NO_SYNC))
+			return -EINVAL;
+	}
+	if (o.block_size && (o.block_size < MAPTBL_MIN_BLOCK_SIZE ||
+			     o.block_size > MAPTBL_MAX_BLOCK_SIZE || (o.block_size & (o.block_size - 1))))
+		return -EINVAL;
+	if (o.image && !o.source)
+		o.source = MAPTBL_FS_SOURCE_EXT4_IMAGE;
+	if ((o.source == MAPTBL_FS_SOURCE_EXT4_IMAGE) != !!o.image)
+		return -EINVAL;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->path = strdup(path);
+	if (!m->path) {
+		err = -ENOMEM;
+		goto fail;
+	}
+
+	if (o.image) {
+		m->source = MAPTBL_FS_SOURCE_EXT4_IMAGE;
+		err = mtfs_ext4_image(m, o.image, path);
+		if (err)
+			goto fail;
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0 && errno == EPERM)
+			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOATIME);
+		if (fd < 0) {
+			err = -errno;
+			mtfs_log(MAPTBL_LOG_ERROR, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0) {
+			err = -errno;
+			goto fail;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+			mtfs_log(MAPTBL_LOG_ERROR, "%s: not a regular file", path);
+			goto fail;
+		}
+		m->file_size = (uint64_t)st.st_size;
+		m->fs_block_size = (uint32_t)st.st_blksize;
+		if (major(st.st_dev) == 0 || (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC) {
+			const char *name = fs_type_name(sfs.f_type);
+
+			mtfs_log(MAPTBL_LOG_ERROR,
+				 "%s: on %s%s, which has no block device a controller could read: refused",
+				 path, name ? name : "a filesystem",
+				 (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC
+					 ? " (btrfs addresses need the chunk map: not supported yet)"
+					 : "");
+			err = -EOPNOTSUPP;
+			goto fail;
+		}
+		snprintf(m->layers, sizeof(m->layers), "%s",
+			 fs_type_name(sfs.f_type) ? fs_type_name(sfs.f_type) : "filesystem");
+		err = mtfs_resolve_blkdev(m, st.st_dev);
+		if (err)
+			goto fail;
+		if (!o.source)
+			o.source = (unsigned long)sfs.f_type == XFS_SUPER_MAGIC ? MAPTBL_FS_SOURCE_XFS
+										 : MAPTBL_FS_SOURCE_FIEMAP;
+		m->source = o.source;
+		if (o.source == MAPTBL_FS_SOURCE_XFS && (unsigned long)sfs.f_type != XFS_SUPER_MAGIC) {
+			mtfs_log(MAPTBL_LOG_ERROR, "%s: --source xfs on a file that is not on XFS", path);
+			err = -EINVAL;
+			goto fail;
+		}
+		/* Sync first: no delalloc, and the mapping metadata is durable (swapon does the
+		 * same, fs/iomap/swapfile.c). */
+		if (!(o.flags & MAPTBL_FS_NO_SYNC) && fsync(fd) < 0 && errno != EINVAL) {
+			err = -errno;
+			mtfs_log(MAPTBL_LOG_ERROR, "%s: fsync: %s", path, strerror(errno));
+			goto fail;
+		}
+		{
+			/* FIEMAP does not report fscrypt on ext4 (EXTENTS.md §2.2): ask statx. */
+			struct statx stx;
+
+			if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0 &&
+			    (stx.stx_attributes_mask & STATX_ATTR_ENCRYPTED) &&
+			    (stx.stx_attributes & STATX_ATTR_ENCRYPTED)) {
+				err = mtfs_add_finding(m, 0, m->file_size, MAPTBL_FS_RULE_ENCRYPTED,
+						       MAPTBL_FS_REFUSES_WRITABLE |
+							       MAPTBL_FS_REFUSES_READONLY);
+				if (err)
+					goto fail;
+			}
+		}
+		err = o.source == MAPTBL_FS_SOURCE_XFS ? mtfs_xfs(m, fd, o.flags)
+						       : mtfs_fiemap(m, fd, o.flags);
+		if (err)
+			goto fail;
+		close(fd);
+		fd = -1;
+	}
+	m->block_size = o.block_size ? o.block_size : m->fs_block_size;
+	if (m->block_size < MAPTBL_MIN_BLOCK_SIZE || m->block_size > MAPTBL_MAX_BLOCK_SIZE)
+		m->block_size = 4096;
+	err = make_extents(m);
+	if (err)
+		goto fail;
+	if (m->disk && (err = maptbl_fs_disk_id(m->disk, &m->disk_id))) {
+		mtfs_log(MAPTBL_LOG_ERROR, "%s: %s", m->disk, strerror(-err));
+		goto fail;
+	}
+	qsort(m->find, m->nr_find, sizeof(*m->find), cmp_finding);
+	*out = m;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	maptbl_fs_map_free(m);
+	return err;
+}
+
+MAPTBL_API void maptbl_fs_map_free(struct maptbl_fs_map *m)
+{
+	if (!m)
+		return;
+	free(m->path);
+	free(m->rec);
+	free(m->ext);
+	free(m->find);
+	free(m->disk);
+	free(m);
+}
+
+MAPTBL_API int maptbl_fs_map_check(const struct maptbl_fs_map *m, bool read_only)
+{
+	uint32_t bit = read_only ? MAPTBL_FS_REFUSES_READONLY : MAPTBL_FS_REFUSES_WRITABLE;
+	int err = 0;
+	size_t i;
+
+	if (!m)
+		return -EINVAL;
+	for (i = 0; i < m->nr_find; i++) {
+		const struct maptbl_fs_finding *f = &m->find[i];
+
+		if (!(f->refuses & bit))
+			continue;
+		mtfs_log(MAPTBL_LOG_ERROR, "%s: bytes %llu..%llu: %s: refused for a %s table", m->path,
+			 (unsigned long long)f->offset,
+			 (unsigned long long)(f->offset + f->length - 1), maptbl_fs_rule_name(f->rule),
+			 read_only ? "read-only" : "writable");
+		err = -EINVAL;
+	}
+	return err;
+}
+
+MAPTBL_API const struct maptbl_extent *maptbl_fs_map_extents(const struct maptbl_fs_map *m,
+							      size_t *nr)
+{
+	if (!m) {
+		if (nr)
+			*nr = 0;
+		return NULL;
+	}
+	if (nr)
+		*nr = m->nr_ext;
+	return m->ext;
+}
+
+MAPTBL_API size_t maptbl_fs_map_nr_findings(const struct maptbl_fs_map *m)
+{
+	return m ? m->nr_find : 0;
+}
+
+MAPTBL_API const struct maptbl_fs_finding *maptbl_fs_map_finding(const struct maptbl_fs_map *m,
+								 size_t i)
+{
+	return m && i < m->nr_find ? &m->find[i] : NULL;
+}
+
+MAPTBL_API uint64_t maptbl_fs_map_file_size(const struct maptbl_fs_map *m)
+{
+	return m ? m->file_size : 0;
+}
+
+MAPTBL_API uint32_t maptbl_fs_map_block_size(const struct maptbl_fs_map *m)
+{
+	return m ? m->block_size : 0;
+}
+
+MAPTBL_API const char *maptbl_fs_map_disk(const struct maptbl_fs_map *m)
+{
+	return m ? m->disk : NULL;
+}
+
+MAPTBL_API int maptbl_fs_disk_id(const char *path, uint64_t *id)
+{
+	uint64_t v[3], h = UINT64_C(14695981039346656037);
+	struct stat st;
+	size_t i;
+
+	if (!path || !id)
+		return -EINVAL;
+	if (stat(path, &st) < 0)
+		return -errno;
+	/* FNV-1a over what names the disk: a block device by its number, a file by its inode. */
+	v[0] = S_ISBLK(st.st_mode) ? 1 : 2;
+	v[1] = S_ISBLK(st.st_mode) ? (uint64_t)st.st_rdev : (uint64_t)st.st_dev;
+	v[2] = S_ISBLK(st.st_mode) ? 0 : (uint64_t)st.st_ino;
+	for (i = 0; i < sizeof(v); i++) {
+		h ^= ((const uint8_t *)v)[i];
+		h *= UINT64_C(1099511628211);
+	}
+	*id = h ? h : 1;
+	return 0;
+}
+
+MAPTBL_API uint64_t maptbl_fs_map_disk_id(const struct maptbl_fs_map *m)
+{
+	return m ? m->disk_id : 0;
+}
+
+MAPTBL_API uint64_t maptbl_fs_map_disk_size(const struct maptbl_fs_map *m)
+{
+	return m ? m->disk_size : 0;
+}
+
+MAPTBL_API uint64_t maptbl_fs_map_disk_offset(const struct maptbl_fs_map *m)
+{
+	return m ? m->disk_offset : 0;
+}
+
+MAPTBL_API const char *maptbl_fs_map_layers(const struct maptbl_fs_map *m)
+{
+	return m ? m->layers : NULL;
+}
+
+MAPTBL_API uint32_t maptbl_fs_map_source(const struct maptbl_fs_map *m)
+{
+	return m ? m->source : 0;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - shared by the fs-adapters sources; nothing here is exported.
+ *
+ * A backend fills a struct maptbl_fs_map through mtfs_add_record() (byte units, addresses on the
+ * filesystem's own device) and mtfs_add_finding(); fs.c then makes the records absolute, checks
+ * their alignment and turns them into table extents.
+ */
+#ifndef MAPTBL_FS_INTERNAL_H
+#define MAPTBL_FS_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "maptbl/fs.h"
+
+#if defined(__GNUC__)
+#define MTFS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MTFS_PRINTF(a, b)
+#endif
+
+/* Record flags. */
+#define MTFS_REC_UNWRITTEN 0x1u
+#define MTFS_REC_SHARED 0x2u
+
+struct mtfs_record {
+	uint64_t logical, physical, length; /* bytes; physical on the filesystem's device */
+	uint32_t flags;
+};
+
+struct maptbl_fs_map {
+	char *path;			/* the file, for messages */
+	struct mtfs_record *rec;
+	size_t nr_rec, cap_rec;
+	struct maptbl_extent *ext;
+	size_t nr_ext;
+	struct maptbl_fs_finding *find;
+	size_t nr_find, cap_find;
+	uint64_t file_size;
+	uint32_t block_size;		/* table block size */
+	uint32_t fs_block_size;
+	uint32_t source;
+	char *disk;
+	uint64_t disk_size, disk_offset, disk_id;
+	char layers[512];
+};
+
+int mtfs_add_record(struct maptbl_fs_map *m, uint64_t logical, uint64_t physical,
+		    uint64_t length, uint32_t flags);
+int mtfs_add_finding(struct maptbl_fs_map *m, uint64_t offset, uint64_t length, uint32_t rule,
+		     uint32_t refuses);
+void mtfs_log(int level, const char *fmt, ...) MTFS_PRINTF(2, 3);
+
+/* Backends: fill m->rec and m->find for the open file @fd. */
+int mtfs_fiemap(struct maptbl_fs_map *m, int fd, uint32_t flags);
+int mtfs_xfs(struct maptbl_fs_map *m, int fd, uint32_t flags);
+/* ext4 image: opens @image itself; fills disk, disk_size, file_size, fs_block_size too. */
+int mtfs_ext4_image(struct maptbl_fs_map *m, const char *image, const char *path);
+
+/*
+ * Resolves the block device @dev through partitions, loop devices and a single linear dm target
+ * to the disk a device sees: sets m->disk, m->disk_size, adds to m->disk_offset, appends to
+ * m->layers. -EOPNOTSUPP (logged, naming the layer) for anything else.
+ */
+int mtfs_resolve_blkdev(struct maptbl_fs_map *m, dev_t dev);
+
+#endif

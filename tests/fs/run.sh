@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# run.sh MAPTBL FRAGMENT TEST.sh: runs one filesystem test, then checks that it left no loop
+# device, device-mapper device or mount of its own behind (even when it failed).
+# This used to leave a loop device attached: attach() ran in a subshell, so the cleanup never
+# saw it.
+export MAPTBL=$(readlink -f "$1") FRAGMENT=$(readlink -f "$2")
+bash "$3"
+rc=$?
+left=$( (losetup -a; dmsetup ls 2>/dev/null; grep maptbl-fs /proc/mounts) | grep -E 'maptbl-fs\.|maptbl_fs_' )
+if [ -n "$left" ]; then
+	echo "FAIL: left behind:"
+	echo "$left"
+	exit 1
+fi
+exit $rc
