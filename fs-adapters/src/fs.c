@@ -332,7 +332,8 @@ MAPTBL_API int maptbl_fs_map_file(const char *path, const struct maptbl_fs_opts 
 		mtfs_log(MAPTBL_LOG_ERROR, "%s: %s", m->disk, strerror(-err));
 		goto fail;
 	}
-	qsort(m->find, m->nr_find, sizeof(*m->find), cmp_finding);
+	if (m->nr_find) /* qsort(NULL, 0, ...) is undefined: UBSan in CI catches it */
+		qsort(m->find, m->nr_find, sizeof(*m->find), cmp_finding);
 	*out = m;
 	return 0;
 fail:
