@@ -99,15 +99,16 @@ int mtfs_ext4_image(struct maptbl_fs_map *m, const char *image, const char *path
 		goto out;
 	}
 	m->file_size = EXT2_I_SIZE(&inode);
+	/* Refused files still name their disk (below), as a live file does. */
 	if (inode.i_flags & EXT4_ENCRYPT_FL) {
 		err = mtfs_add_finding(m, 0, m->file_size, MAPTBL_FS_RULE_ENCRYPTED,
 				       MAPTBL_FS_REFUSES_WRITABLE | MAPTBL_FS_REFUSES_READONLY);
-		goto out;
+		goto disk;
 	}
 	if (inode.i_flags & EXT4_INLINE_DATA_FL) {
 		err = mtfs_add_finding(m, 0, m->file_size, MAPTBL_FS_RULE_INLINE,
 				       MAPTBL_FS_REFUSES_WRITABLE | MAPTBL_FS_REFUSES_READONLY);
-		goto out;
+		goto disk;
 	}
 	if (inode.i_flags & EXT4_EXTENTS_FL) {
 		ext2_extent_handle_t h;
@@ -142,6 +143,7 @@ int mtfs_ext4_image(struct maptbl_fs_map *m, const char *image, const char *path
 		if (!err && rc)
 			err = e2err(m, "block map", rc);
 	}
+disk:
 	if (err)
 		goto out;
 	snprintf(m->layers, sizeof(m->layers), "ext4 image");

@@ -37,7 +37,7 @@ MAPTBL_API int maptbl_fs_opts_init(struct maptbl_fs_opts *opts, size_t sz)
 {
 	if (!opts || sz < sizeof(size_t))
 		return -EINVAL;
-	memset(opts, 0, sz < sizeof(*opts) ? sz : sizeof(*opts));
+	memset(opts, 0, sz); /* all of the caller's struct: fields we do not know must be 0 */
 	opts->sz = sz;
 	_Static_assert(sizeof(struct maptbl_fs_opts) == 32, "fs opts changed");
 	return 0;
@@ -77,6 +77,8 @@ int mtfs_add_finding(struct maptbl_fs_map *m, uint64_t offset, uint64_t length, 
 {
 	struct maptbl_fs_finding *f;
 
+	if (!length)
+		return 0; /* an empty range (an empty file) breaks no rule */
 	/* One finding for a run of the same rule. */
 	if (m->nr_find) {
 		f = &m->find[m->nr_find - 1];
@@ -223,6 +225,10 @@ MAPTBL_API int maptbl_fs_map_file(const char *path, const struct maptbl_fs_opts 
 		if (opts->sz < offsetof(struct maptbl_fs_opts, image) + sizeof(opts->image))
 			return -EINVAL;
 		memcpy(&o, opts, sizeof(o));
+		/* A newer caller's bigger struct: what this version does not know must be 0. */
+		for (size_t i = sizeof(o); i < opts->sz; i++)
+			if (((const uint8_t *)opts)[i])
+				return -EINVAL;
 		if (o.reserved || o.source > MAPTBL_FS_SOURCE_EXT4_IMAGE || (o.flags & ~MAPTBL_FS_NO_SYNC))
 			return -EINVAL;
 	}

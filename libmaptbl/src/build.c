@@ -86,12 +86,16 @@ static int resolve_opts(const struct maptbl_build_opts *opts, struct params *p)
 			(unsigned long long)p->disk_blocks);
 		return -EINVAL;
 	}
-	/* The disk record (FORMAT.md §3.1) must fit the header slot, node 0. */
+	/*
+	 * The disk record (FORMAT.md §3.1) must fit the header slot, node 0, and header_len its 16
+	 * bits: with 65536-byte nodes a header ends at 65528 at most.
+	 */
 	p->header_len = MAPTBL_HEADER_SIZE;
 	if (p->disk_path || p->disk_id) {
 		p->disk_path_len = p->disk_path ? strlen(p->disk_path) : 0;
 		p->header_len = (uint32_t)((MAPTBL_DISK_PATH_OFFSET + p->disk_path_len + 7) & ~(size_t)7);
-		if (p->disk_path_len > UINT16_MAX || p->header_len > p->node_size) {
+		if (p->disk_path_len > UINT16_MAX || p->header_len > p->node_size ||
+		    p->header_len > UINT16_MAX) {
 			mt_diag(p->diag, 0, -1,
 				"disk path of %zu bytes does not fit the header of a %u-byte node",
 				p->disk_path_len, p->node_size);

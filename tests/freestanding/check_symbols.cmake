@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: MIT
 #
-# cmake -DNM=<nm> -DLIB=<libmaptbl.so> -DMAP=<libmaptbl.map> [-DSTATIC=<libmaptbl.a>]
+# cmake -DNM=<nm> -DLIB=<lib.so> -DMAP=<lib.map> [-DSTATIC=<lib.a>] [-DPREFIX=<name prefix>]
 #       -P check_symbols.cmake
 #
-# The dynamic symbols libmaptbl.so defines (nm -D --defined-only, without the version-node
-# entries) must be exactly the names the version script's global: sections list (STYLE.md §8).
-# With STATIC, every global maptbl_* function of the objects must be listed too: a MAPTBL_API
-# function forgotten in the map would otherwise be hidden by "local: *" without a word.
+# The dynamic symbols a shared library (libmaptbl.so, libmaptbl-fs.so) defines (nm -D
+# --defined-only, without the version-node entries) must be exactly the names the version
+# script's global: sections list (STYLE.md §8). A MAPTBL_API function forgotten in the map would
+# otherwise be hidden by "local: *" without a word, so: with STATIC, every global maptbl_*
+# function of the static library's objects must be listed too; with PREFIX, every function whose
+# name starts with PREFIX in the shared library's full symbol table (local ones included: that is
+# where "local: *" puts them) must be listed.
 
 cmake_minimum_required(VERSION 3.25)
 
@@ -60,8 +63,9 @@ if(exported)
 endif()
 set(extra ${exported})
 list(REMOVE_ITEM extra ${listed})
+get_filename_component(libname ${LIB} NAME)
 if(missing OR extra)
-  message(FATAL_ERROR "libmaptbl.so exports differ from ${MAP}\n"
+  message(FATAL_ERROR "${libname} exports differ from ${MAP}\n"
           "  listed in the map but not exported: ${missing}\n"
           "  exported but not in the map: ${extra}")
 endif()
@@ -84,4 +88,25 @@ if(DEFINED STATIC)
     message(FATAL_ERROR "functions named maptbl_* defined in ${STATIC} but not in ${MAP}: ${unlisted}")
   endif()
 endif()
-message(STATUS "symbols: ${n_exp} exported functions match ${MAP}")
+if(DEFINED PREFIX)
+  execute_process(COMMAND ${NM} --defined-only ${LIB} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "nm --defined-only ${LIB} failed: ${err}")
+  endif()
+  if(out STREQUAL "")
+    message(FATAL_ERROR "${LIB} has no symbol table (stripped?): cannot check PREFIX ${PREFIX}")
+  endif()
+  string(REGEX MATCHALL "[0-9a-fA-F]+ [Tt] ${PREFIX}[A-Za-z0-9_]*" defs "${out}")
+  set(unlisted "")
+  foreach(d IN LISTS defs)
+    string(REGEX REPLACE ".* [Tt] " "" name "${d}")
+    if(NOT name IN_LIST listed)
+      list(APPEND unlisted ${name})
+    endif()
+  endforeach()
+  if(unlisted)
+    message(FATAL_ERROR "functions named ${PREFIX}* defined in ${libname} but not in ${MAP}: ${unlisted}")
+  endif()
+endif()
+message(STATUS "symbols: ${n_exp} exported functions of ${libname} match ${MAP}")
