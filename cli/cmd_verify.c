@@ -169,6 +169,20 @@ static int verify_against(struct cli *cli, const char *path, const char *file, c
 		status = EXIT_FAILED;
 		goto out;
 	}
+	/* What the rules now refuse first: it explains a missing extent better than a diff. */
+	for (i = 0; i < maptbl_fs_map_nr_findings(fm); i++) {
+		const struct maptbl_fs_finding *f = maptbl_fs_map_finding(fm, i);
+
+		if (f->refuses & (maptbl_table_readonly(t) ? MAPTBL_FS_REFUSES_READONLY
+							    : MAPTBL_FS_REFUSES_WRITABLE)) {
+			cli_error(cli, "%s: %s: bytes %llu..%llu are now %s", path, file,
+				  (unsigned long long)f->offset,
+				  (unsigned long long)(f->offset + f->length - 1),
+				  maptbl_fs_rule_name(f->rule));
+			status = EXIT_FAILED;
+			goto out;
+		}
+	}
 	err = maptbl_table_iterate(t, collect, &c);
 	if (err) {
 		cli_error(cli, "out of memory");
@@ -189,19 +203,6 @@ static int verify_against(struct cli *cli, const char *path, const char *file, c
 			  file, db);
 		status = EXIT_FAILED;
 		goto out;
-	}
-	for (i = 0; i < maptbl_fs_map_nr_findings(fm); i++) {
-		const struct maptbl_fs_finding *f = maptbl_fs_map_finding(fm, i);
-
-		if (f->refuses & (maptbl_table_readonly(t) ? MAPTBL_FS_REFUSES_READONLY
-							    : MAPTBL_FS_REFUSES_WRITABLE)) {
-			cli_error(cli, "%s: %s: bytes %llu..%llu are now %s", path, file,
-				  (unsigned long long)f->offset,
-				  (unsigned long long)(f->offset + f->length - 1),
-				  maptbl_fs_rule_name(f->rule));
-			status = EXIT_FAILED;
-			goto out;
-		}
 	}
 	if (!cli->json)
 		printf("%s: ok: matches %s (%zu extents on %s)\n", path, file, nf,

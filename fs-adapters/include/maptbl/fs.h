@@ -133,7 +133,7 @@ MAPTBL_API const char *maptbl_fs_map_disk(const struct maptbl_fs_map *m);
 MAPTBL_API uint64_t maptbl_fs_map_disk_size(const struct maptbl_fs_map *m);
 /** @brief Bytes added to the filesystem's own addresses to make them absolute on the disk. */
 MAPTBL_API uint64_t maptbl_fs_map_disk_offset(const struct maptbl_fs_map *m);
-/** @brief How the disk was reached, e.g. "ext4 on /dev/loop3p1 (+1048576) -> /dev/loop3 -> /tmp/a.img". */
+/** @brief How the disk was reached, e.g. "ext4 on /dev/loop3p1 (+1048576) on /dev/loop3 -> /tmp/a.img". */
 MAPTBL_API const char *maptbl_fs_map_layers(const struct maptbl_fs_map *m);
 /** @brief The source that produced the extents (enum maptbl_fs_source, never AUTO). */
 MAPTBL_API uint32_t maptbl_fs_map_source(const struct maptbl_fs_map *m);
