@@ -450,3 +450,57 @@ out:
 	free(buf);
 	return err;
 }
+
+MAPTBL_API int maptbl_table_estimate(uint64_t nr_extents, uint64_t nr_long,
+				     const struct maptbl_build_opts *opts,
+				     struct maptbl_estimate *est)
+{
+	uint64_t nleaves, level, total, by_w;
+	uint32_t per_c, per_w, per_i, levels = 0;
+	struct params p;
+	int err;
+
+	if (!est || nr_long > nr_extents)
+		return -EINVAL;
+	memset(est, 0, sizeof(*est));
+	err = resolve_opts(opts, &p);
+	if (err)
+		return err;
+	/* The capacities of maptbl_table_build(), from the same formulas. */
+	per_c = maptbl_node_capacity(p.node_size, MAPTBL_NODE_LEAF_COMPACT) * p.fill_pct / 100;
+	per_w = maptbl_node_capacity(p.node_size, MAPTBL_NODE_LEAF_WIDE) * p.fill_pct / 100;
+	per_i = maptbl_node_capacity(p.node_size, MAPTBL_NODE_INDEX) * p.fill_pct / 100;
+	per_c = per_c ? per_c : 1;
+	per_w = per_w ? per_w : 1;
+	per_i = per_i > 2 ? per_i : 2;
+
+	/*
+	 * Without long extents every leaf is compact and full but the last. A long extent makes
+	 * at most two leaves short: the compact leaf it ends (still >= per_w extents) and the wide
+	 * leaf it starts; and no leaf but the last holds fewer than per_w extents.
+	 */
+	nleaves = (nr_extents + per_c - 1) / per_c;
+	if (nr_long) {
+		by_w = (nr_extents + per_w - 1) / per_w;
+		nleaves = nleaves + 2 * nr_long < by_w ? nleaves + 2 * nr_long : by_w;
+	}
+	total = 1;
+	if (nleaves) {
+		level = nleaves;
+		total += level;
+		levels = 1;
+		while (level > 1) {
+			if (levels + 1 > MAPTBL_MAX_DEPTH)
+				return -E2BIG;
+			level = (level + per_i - 1) / per_i;
+			total += level;
+			levels++;
+		}
+	}
+	if (total > UINT32_MAX)
+		return -E2BIG;
+	est->nodes = total - 1;
+	est->bytes = total * p.node_size;
+	est->depth = levels;
+	return 0;
+}

@@ -86,6 +86,14 @@ struct maptbl_stats {
 	uint64_t capacity_per_level[MAPTBL_MAX_DEPTH]; /**< entries the level's nodes could hold */
 };
 
+/** The size model of a table (maptbl_table_estimate()). */
+struct maptbl_estimate {
+	uint64_t bytes;	   /**< table_len: header node + tree nodes, times node_size */
+	uint64_t nodes;	   /**< tree nodes (index + leaves), the header node excluded */
+	uint32_t depth;	   /**< levels (0 for no extents) */
+	uint32_t reserved; /**< zero */
+};
+
 /** Log levels. */
 enum maptbl_log_level {
 	MAPTBL_LOG_ERROR = 0,
@@ -179,6 +187,30 @@ MAPTBL_API int maptbl_extents_check(const struct maptbl_extent *ext, size_t nr,
 MAPTBL_API int maptbl_table_build(const struct maptbl_extent *ext, size_t nr,
 				  const struct maptbl_build_opts *opts,
 				  struct maptbl_table **out);
+
+/**
+ * @brief The size, depth and node count maptbl_table_build() would give, without the extents.
+ *
+ * The model is the builder's own: leaf, wide-leaf and index capacities from @p opts (node size,
+ * fill), leaves filled in order, then index levels until one root. With @p nr_long = 0 the result
+ * is exact for any extent list whose extents are at most 32768 blocks long and lie within 2^32
+ * blocks of the start of their leaf (always true for files smaller than 2^32 blocks). Extents
+ * longer than 32768 blocks force wide leaves; their placement decides how many, so with
+ * @p nr_long > 0 the result is the worst case over all placements: each long extent is assumed to
+ * cut the compact leaf before it short and to start a wide leaf, and no leaf holds fewer
+ * extents than a wide leaf (but the last). It is an upper bound on the real table, reached by
+ * some placement.
+ *
+ * @param nr_extents extents of the table
+ * @param nr_long how many of them are longer than MAPTBL_COMPACT_MAX_LEN blocks (<= nr_extents)
+ * @param opts NULL for defaults; node_size and fill_pct matter (the rest is validated only)
+ * @param est receives bytes, nodes and depth
+ * @return 0; -EINVAL for bad options or nr_long > nr_extents; -E2BIG when the table would need
+ *         more than 2^32 - 1 nodes or 16 levels (as maptbl_table_build()).
+ */
+MAPTBL_API int maptbl_table_estimate(uint64_t nr_extents, uint64_t nr_long,
+				     const struct maptbl_build_opts *opts,
+				     struct maptbl_estimate *est);
 
 /**
  * @brief Validate an untrusted table buffer and open it.
