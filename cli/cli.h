@@ -43,7 +43,8 @@ struct maptbl_cmd {
 	unsigned flags;
 };
 
-extern const struct maptbl_cmd cmd_build, cmd_verify, cmd_dump, cmd_lookup, cmd_cat;
+extern const struct maptbl_cmd cmd_build, cmd_verify, cmd_dump, cmd_lookup, cmd_cat,
+	cmd_stats;
 
 /* Messages: "maptbl CMD: message" on stderr, or {"error": ...} on stdout in JSON mode. */
 void cli_error(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

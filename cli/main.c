@@ -19,6 +19,7 @@ static const struct maptbl_cmd *const cmds[] = {
 	&cmd_dump,
 	&cmd_lookup,
 	&cmd_cat,
+	&cmd_stats,
 	NULL,
 };
 

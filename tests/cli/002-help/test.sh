@@ -2,7 +2,7 @@
 # Help: 'maptbl help X' and 'maptbl X --help' print the same text; exit statuses of the
 # dispatcher; no prefix matching.
 . "$SRCDIR/tests/cli/lib.sh"
-for c in build verify dump lookup cat; do
+for c in build verify dump lookup cat stats; do
 	a=$("$MAPTBL" help $c); b=$("$MAPTBL" $c --help); d=$("$MAPTBL" $c -h)
 	[ "$a" = "$b" ] && [ "$a" = "$d" ] && [ -n "$a" ] || fail "help $c differs from $c --help"
 	echo "$c: $(printf '%s\n' "$a" | head -1)"

@@ -1,0 +1,1330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats.c - extents-per-file statistics (maptbl/stats.h): the accumulator, its JSON form, the
+ * per-file FIEMAP measurement and the parallel directory walk.
+ *
+ * The accumulator keeps, per size class, plain sums and a sorted value->count map of extents per
+ * file; histograms and percentiles are derived from the map, so merging two accumulators (or
+ * their JSON) is exact. The top list is a bounded min-heap ordered by (extents, reverse path).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+
+#include <jansson.h>
+
+#include <maptbl/stats.h>
+
+#include "internal.h"
+
+#define DEFAULT_TOP 10
+#define JSON_FORMAT 1
+
+struct vc {
+	uint64_t value, count;
+};
+
+struct sumry {
+	uint64_t files, bytes, blocks, extents, records, holes, unwritten, shared;
+	uint64_t multi_files, multi_bytes, pred_blocks, breaks;
+	uint64_t files_holes, files_unwritten, files_shared, table_bytes, table_nodes;
+	struct vc *map; /* sorted by value */
+	size_t nmap, cap;
+};
+
+struct top {
+	char *path;
+	uint64_t extents, size;
+};
+
+struct errent {
+	int err;
+	uint64_t count;
+	char *example;
+};
+
+struct maptbl_stats_acc {
+	uint32_t top_n;
+	struct sumry cls[MAPTBL_STATS_CLASSES];
+	uint64_t depths[MAPTBL_STATS_DEPTHS];
+	struct top *top; /* min-heap of top_n */
+	size_t ntop;
+	struct errent *errs; /* sorted by err */
+	size_t nerrs;
+};
+
+/* ---- options ---- */
+
+static int opts_copy(void *dst, size_t known, const void *opts)
+{
+	size_t sz, i;
+
+	if (!opts)
+		return 0;
+	memcpy(&sz, opts, sizeof(sz));
+	if (sz < sizeof(size_t))
+		return -EINVAL;
+	for (i = known; i < sz; i++)
+		if (((const uint8_t *)opts)[i])
+			return -EINVAL;
+	memcpy(dst, opts, sz < known ? sz : known);
+	((size_t *)dst)[0] = known;
+	return 0;
+}
+
+MAPTBL_API int maptbl_stats_opts_init(struct maptbl_stats_opts *opts, size_t sz)
+{
+	if (!opts || sz < sizeof(size_t))
+		return -EINVAL;
+	memset(opts, 0, sz);
+	opts->sz = sz;
+	_Static_assert(sizeof(struct maptbl_stats_opts) == 16, "stats opts changed");
+	return 0;
+}
+
+MAPTBL_API int maptbl_scan_opts_init(struct maptbl_scan_opts *opts, size_t sz)
+{
+	if (!opts || sz < sizeof(size_t))
+		return -EINVAL;
+	memset(opts, 0, sz);
+	opts->sz = sz;
+	_Static_assert(sizeof(struct maptbl_scan_opts) == 32, "scan opts changed");
+	return 0;
+}
+
+/* ---- classes, buckets ---- */
+
+MAPTBL_API int maptbl_stats_size_class(uint64_t size)
+{
+	static const uint64_t lim[] = { 1, 4096, 65536, 1 << 20, 16 << 20, 256 << 20,
+					UINT64_C(4) << 30 };
+	int i;
+
+	for (i = 0; i < 7; i++)
+		if (size < lim[i])
+			return i;
+	return 7;
+}
+
+MAPTBL_API const char *maptbl_stats_size_class_name(int c)
+{
+	static const char *const n[] = { "0", "<4K", "<64K", "<1M", "<16M", "<256M", "<4G", ">=4G" };
+
+	return c >= 0 && c < MAPTBL_STATS_CLASSES ? n[c] : NULL;
+}
+
+static unsigned bucket_of(uint64_t v)
+{
+	if (v <= 1)
+		return (unsigned)v;
+	return 1 + (64 - (unsigned)__builtin_clzll(v - 1)); /* 1 + ceil(log2 v) */
+}
+
+MAPTBL_API int maptbl_stats_bucket_range(unsigned idx, uint64_t *lo, uint64_t *hi)
+{
+	if (idx >= MAPTBL_STATS_BUCKETS || !lo || !hi)
+		return -EINVAL;
+	if (idx <= 1) {
+		*lo = *hi = idx;
+		return 0;
+	}
+	*lo = (UINT64_C(1) << (idx - 2)) + 1;
+	*hi = idx - 1 >= 64 ? UINT64_MAX : UINT64_C(1) << (idx - 1);
+	return 0;
+}
+
+/* ---- the value map ---- */
+
+static int map_add(struct sumry *s, uint64_t value, uint64_t count)
+{
+	size_t lo = 0, hi = s->nmap;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s->map[mid].value < value)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < s->nmap && s->map[lo].value == value) {
+		s->map[lo].count += count;
+		return 0;
+	}
+	if (s->nmap == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct vc *m = realloc(s->map, cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		s->map = m;
+		s->cap = cap;
+	}
+	memmove(&s->map[lo + 1], &s->map[lo], (s->nmap - lo) * sizeof(*s->map));
+	s->map[lo].value = value;
+	s->map[lo].count = count;
+	s->nmap++;
+	return 0;
+}
+
+/* Sums of @b into @a (not the map). */
+static void sum_add(struct sumry *a, const struct sumry *b)
+{
+	a->files += b->files;
+	a->bytes += b->bytes;
+	a->blocks += b->blocks;
+	a->extents += b->extents;
+	a->records += b->records;
+	a->holes += b->holes;
+	a->unwritten += b->unwritten;
+	a->shared += b->shared;
+	a->multi_files += b->multi_files;
+	a->multi_bytes += b->multi_bytes;
+	a->pred_blocks += b->pred_blocks;
+	a->breaks += b->breaks;
+	a->files_holes += b->files_holes;
+	a->files_unwritten += b->files_unwritten;
+	a->files_shared += b->files_shared;
+	a->table_bytes += b->table_bytes;
+	a->table_nodes += b->table_nodes;
+}
+
+/* ---- top list: a min-heap, the root is the least fragmented kept ---- */
+
+static int top_less(const struct top *a, const struct top *b)
+{
+	if (a->extents != b->extents)
+		return a->extents < b->extents;
+	return strcmp(a->path, b->path) > 0; /* at equal extents the earlier path ranks higher */
+}
+
+static void heap_down(struct top *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		struct top t;
+
+		if (l < n && top_less(&h[l], &h[m]))
+			m = l;
+		if (r < n && top_less(&h[r], &h[m]))
+			m = r;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+static void heap_up(struct top *h, size_t i)
+{
+	while (i) {
+		size_t p = (i - 1) / 2;
+		struct top t;
+
+		if (!top_less(&h[i], &h[p]))
+			return;
+		t = h[i];
+		h[i] = h[p];
+		h[p] = t;
+		i = p;
+	}
+}
+
+static int top_offer(struct maptbl_stats_acc *a, const char *path, uint64_t extents,
+		     uint64_t size)
+{
+	struct top cand = { (char *)(path ? path : ""), extents, size };
+	char *copy;
+
+	if (!a->top_n)
+		return 0;
+	if (a->ntop == a->top_n && !top_less(&a->top[0], &cand))
+		return 0;
+	copy = strdup(cand.path);
+	if (!copy)
+		return -ENOMEM;
+	cand.path = copy;
+	if (a->ntop < a->top_n) {
+		a->top[a->ntop] = cand;
+		heap_up(a->top, a->ntop++);
+	} else {
+		free(a->top[0].path);
+		a->top[0] = cand;
+		heap_down(a->top, a->ntop, 0);
+	}
+	return 0;
+}
+
+/* ---- the accumulator ---- */
+
+MAPTBL_API int maptbl_stats_acc_new(const struct maptbl_stats_opts *opts,
+				    struct maptbl_stats_acc **out)
+{
+	struct maptbl_stats_opts o;
+	struct maptbl_stats_acc *a;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	maptbl_stats_opts_init(&o, sizeof(o));
+	err = opts_copy(&o, sizeof(o), opts);
+	if (err || o.reserved)
+		return -EINVAL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->top_n = o.top_n ? o.top_n : DEFAULT_TOP;
+	a->top = calloc(a->top_n, sizeof(*a->top));
+	if (!a->top) {
+		free(a);
+		return -ENOMEM;
+	}
+	*out = a;
+	return 0;
+}
+
+MAPTBL_API void maptbl_stats_acc_free(struct maptbl_stats_acc *a)
+{
+	size_t i;
+
+	if (!a)
+		return;
+	for (i = 0; i < MAPTBL_STATS_CLASSES; i++)
+		free(a->cls[i].map);
+	for (i = 0; i < a->ntop; i++)
+		free(a->top[i].path);
+	for (i = 0; i < a->nerrs; i++)
+		free(a->errs[i].example);
+	free(a->top);
+	free(a->errs);
+	free(a);
+}
+
+MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f)
+{
+	struct sumry *s;
+	int err;
+
+	if (!a || !f || f->table_depth >= MAPTBL_STATS_DEPTHS)
+		return -EINVAL;
+	s = &a->cls[maptbl_stats_size_class(f->size)];
+	err = map_add(s, f->extents, 1);
+	if (err)
+		return err;
+	err = top_offer(a, f->path, f->extents, f->size);
+	if (err)
+		return err;
+	s->files++;
+	s->bytes += f->size;
+	s->blocks += f->blocks;
+	s->extents += f->extents;
+	s->records += f->records;
+	s->holes += f->holes;
+	s->unwritten += f->unwritten;
+	s->shared += f->shared;
+	if (f->extents > 1) {
+		s->multi_files++;
+		s->multi_bytes += f->size;
+	}
+	if (f->blocks) {
+		s->pred_blocks += f->blocks - 1;
+		s->breaks += f->extents ? f->extents - 1 : 0;
+	}
+	s->files_holes += !!f->holes;
+	s->files_unwritten += !!f->unwritten;
+	s->files_shared += !!f->shared;
+	s->table_bytes += f->table_bytes;
+	s->table_nodes += f->table_nodes;
+	a->depths[f->table_depth]++;
+	return 0;
+}
+
+static int err_add(struct maptbl_stats_acc *a, int e, uint64_t count, const char *path)
+{
+	size_t i;
+	struct errent *n;
+
+	for (i = 0; i < a->nerrs && a->errs[i].err < e; i++)
+		;
+	if (i < a->nerrs && a->errs[i].err == e) {
+		a->errs[i].count += count;
+		if (!a->errs[i].example && path)
+			a->errs[i].example = strdup(path);
+		return 0;
+	}
+	n = realloc(a->errs, (a->nerrs + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	a->errs = n;
+	memmove(&n[i + 1], &n[i], (a->nerrs - i) * sizeof(*n));
+	n[i].err = e;
+	n[i].count = count;
+	n[i].example = path ? strdup(path) : NULL;
+	a->nerrs++;
+	return 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_error(struct maptbl_stats_acc *a, const char *path, int e)
+{
+	if (!a || !e)
+		return -EINVAL;
+	return err_add(a, e < 0 ? -e : e, 1, path);
+}
+
+MAPTBL_API int maptbl_stats_acc_merge(struct maptbl_stats_acc *d, const struct maptbl_stats_acc *s)
+{
+	size_t c, i;
+	int err;
+
+	if (!d || !s || d == s)
+		return -EINVAL;
+	for (c = 0; c < MAPTBL_STATS_CLASSES; c++) {
+		for (i = 0; i < s->cls[c].nmap; i++) {
+			err = map_add(&d->cls[c], s->cls[c].map[i].value, s->cls[c].map[i].count);
+			if (err)
+				return err;
+		}
+		sum_add(&d->cls[c], &s->cls[c]);
+	}
+	for (i = 0; i < MAPTBL_STATS_DEPTHS; i++)
+		d->depths[i] += s->depths[i];
+	for (i = 0; i < s->ntop; i++) {
+		err = top_offer(d, s->top[i].path, s->top[i].extents, s->top[i].size);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < s->nerrs; i++) {
+		err = err_add(d, s->errs[i].err, s->errs[i].count, s->errs[i].example);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* ---- getters ---- */
+
+/* The class (or all classes' sum) with its map merged, into @t (which owns a new map). */
+static int view(const struct maptbl_stats_acc *a, int c, struct sumry *t)
+{
+	int i;
+	size_t j;
+
+	memset(t, 0, sizeof(*t));
+	if (!a || c < MAPTBL_STATS_ALL || c >= MAPTBL_STATS_CLASSES)
+		return -EINVAL;
+	for (i = 0; i < MAPTBL_STATS_CLASSES; i++) {
+		if (c != MAPTBL_STATS_ALL && c != i)
+			continue;
+		sum_add(t, &a->cls[i]);
+		for (j = 0; j < a->cls[i].nmap; j++)
+			if (map_add(t, a->cls[i].map[j].value, a->cls[i].map[j].count)) {
+				free(t->map);
+				return -ENOMEM;
+			}
+	}
+	return 0;
+}
+
+static uint64_t quantile(const struct sumry *t, uint64_t num, uint64_t den)
+{
+	uint64_t rank, seen = 0;
+	size_t i;
+
+	if (!t->files)
+		return 0;
+	/* ceil(files * num / den) without overflow for files < 2^53 or so; at least 1. */
+	rank = (uint64_t)(((unsigned __int128)t->files * num + den - 1) / den);
+	if (!rank)
+		rank = 1;
+	for (i = 0; i < t->nmap; i++) {
+		seen += t->map[i].count;
+		if (seen >= rank)
+			return t->map[i].value;
+	}
+	return t->nmap ? t->map[t->nmap - 1].value : 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_quantile(const struct maptbl_stats_acc *a, int c, uint64_t num,
+					 uint64_t den, uint64_t *out)
+{
+	struct sumry t;
+	int err;
+
+	if (!out || !den || num > den)
+		return -EINVAL;
+	err = view(a, c, &t);
+	if (err)
+		return err;
+	*out = quantile(&t, num, den);
+	free(t.map);
+	return 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_summary(const struct maptbl_stats_acc *a, int c,
+					struct maptbl_stats_summary *out, size_t sz)
+{
+	struct maptbl_stats_summary s;
+	struct sumry t;
+	int err;
+
+	if (!out || sz < sizeof(uint64_t))
+		return -EINVAL;
+	err = view(a, c, &t);
+	if (err)
+		return err;
+	memset(&s, 0, sizeof(s));
+	s.files = t.files;
+	s.bytes = t.bytes;
+	s.blocks = t.blocks;
+	s.extents = t.extents;
+	s.records = t.records;
+	s.holes = t.holes;
+	s.unwritten = t.unwritten;
+	s.shared = t.shared;
+	s.multi_files = t.multi_files;
+	s.multi_bytes = t.multi_bytes;
+	s.pred_blocks = t.pred_blocks;
+	s.breaks = t.breaks;
+	s.files_holes = t.files_holes;
+	s.files_unwritten = t.files_unwritten;
+	s.files_shared = t.files_shared;
+	s.p50 = quantile(&t, 50, 100);
+	s.p90 = quantile(&t, 90, 100);
+	s.p99 = quantile(&t, 99, 100);
+	s.p999 = quantile(&t, 999, 1000);
+	s.max = t.nmap ? t.map[t.nmap - 1].value : 0;
+	s.table_bytes = t.table_bytes;
+	s.table_nodes = t.table_nodes;
+	s.layout_score = t.pred_blocks ? 1.0 - (double)t.breaks / (double)t.pred_blocks : 1.0;
+	free(t.map);
+	memset(out, 0, sz);
+	memcpy(out, &s, sz < sizeof(s) ? sz : sizeof(s));
+	return 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_histogram(const struct maptbl_stats_acc *a, int c,
+					  uint64_t counts[MAPTBL_STATS_BUCKETS])
+{
+	int i, n = 0;
+	size_t j;
+
+	if (!a || !counts || c < MAPTBL_STATS_ALL || c >= MAPTBL_STATS_CLASSES)
+		return -EINVAL;
+	memset(counts, 0, MAPTBL_STATS_BUCKETS * sizeof(*counts));
+	for (i = 0; i < MAPTBL_STATS_CLASSES; i++) {
+		if (c != MAPTBL_STATS_ALL && c != i)
+			continue;
+		for (j = 0; j < a->cls[i].nmap; j++) {
+			unsigned b = bucket_of(a->cls[i].map[j].value);
+
+			counts[b] += a->cls[i].map[j].count;
+			if ((int)b + 1 > n)
+				n = (int)b + 1;
+		}
+	}
+	return n;
+}
+
+MAPTBL_API int maptbl_stats_acc_depths(const struct maptbl_stats_acc *a,
+				       uint64_t counts[MAPTBL_STATS_DEPTHS])
+{
+	if (!a || !counts)
+		return -EINVAL;
+	memcpy(counts, a->depths, sizeof(a->depths));
+	return 0;
+}
+
+/* Ascending by rank: a sorted ascending array is also a valid min-heap. */
+static int cmp_top(const void *x, const void *y)
+{
+	const struct top *a = x, *b = y;
+
+	return top_less(a, b) ? -1 : top_less(b, a) ? 1 : 0;
+}
+
+MAPTBL_API uint32_t maptbl_stats_acc_top_n(const struct maptbl_stats_acc *a)
+{
+	return a ? a->top_n : 0;
+}
+
+MAPTBL_API size_t maptbl_stats_acc_nr_top(const struct maptbl_stats_acc *a)
+{
+	return a ? a->ntop : 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_top(const struct maptbl_stats_acc *a, size_t idx,
+				    struct maptbl_stats_top *out)
+{
+	struct maptbl_stats_acc *m = (struct maptbl_stats_acc *)a;
+	const struct top *t;
+
+	if (!a || !out || idx >= a->ntop)
+		return -EINVAL;
+	/* Sorting keeps the heap valid (and the logical state unchanged). */
+	qsort(m->top, m->ntop, sizeof(*m->top), cmp_top);
+	t = &a->top[a->ntop - 1 - idx];
+	out->path = t->path;
+	out->extents = t->extents;
+	out->size = t->size;
+	return 0;
+}
+
+MAPTBL_API uint64_t maptbl_stats_acc_nr_errors(const struct maptbl_stats_acc *a)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; a && i < a->nerrs; i++)
+		n += a->errs[i].count;
+	return n;
+}
+
+MAPTBL_API size_t maptbl_stats_acc_nr_error_reasons(const struct maptbl_stats_acc *a)
+{
+	return a ? a->nerrs : 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_error_reason(const struct maptbl_stats_acc *a, size_t idx,
+					     struct maptbl_stats_error *out)
+{
+	if (!a || !out || idx >= a->nerrs)
+		return -EINVAL;
+	out->err = a->errs[idx].err;
+	out->reserved = 0;
+	out->count = a->errs[idx].count;
+	out->example = a->errs[idx].example;
+	return 0;
+}
+
+/* ---- JSON ---- */
+
+#define SUM_FIELDS(X)                                                                              \
+	X(files) X(bytes) X(blocks) X(extents) X(records) X(holes) X(unwritten) X(shared)          \
+	X(multi_files) X(multi_bytes) X(pred_blocks) X(breaks) X(files_holes) X(files_unwritten)   \
+	X(files_shared) X(table_bytes) X(table_nodes)
+
+static json_t *jint(uint64_t v)
+{
+	return json_integer((json_int_t)v);
+}
+
+/* A path as a JSON string: bytes that are not UTF-8 become '?' (paths are names, not data). */
+static json_t *jpath(const char *p)
+{
+	json_t *j = json_string(p);
+	char *c;
+	size_t i;
+
+	if (j)
+		return j;
+	c = strdup(p);
+	if (!c)
+		return NULL;
+	for (i = 0; c[i]; i++)
+		if ((unsigned char)c[i] >= 0x80)
+			c[i] = '?';
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
+/* Derived numbers, for readers; from_json ignores them. */
+static int add_derived(const struct maptbl_stats_acc *a, int c, json_t *o)
+{
+	struct maptbl_stats_summary s;
+	uint64_t h[MAPTBL_STATS_BUCKETS];
+	json_t *arr;
+	int n, i;
+
+	if (maptbl_stats_acc_summary(a, c, &s, sizeof(s)))
+		return -ENOMEM;
+	n = maptbl_stats_acc_histogram(a, c, h);
+	arr = json_array();
+	for (i = 0; i < n; i++) {
+		uint64_t lo, hi;
+
+		maptbl_stats_bucket_range((unsigned)i, &lo, &hi);
+		json_array_append_new(arr, json_pack("{s:o,s:o,s:o}", "min", jint(lo), "max",
+						     jint(hi), "files", jint(h[i])));
+	}
+	json_object_set_new(o, "histogram", arr);
+	json_object_set_new(o, "percentiles",
+			    json_pack("{s:o,s:o,s:o,s:o,s:o}", "p50", jint(s.p50), "p90",
+				      jint(s.p90), "p99", jint(s.p99), "p99.9", jint(s.p999), "max",
+				      jint(s.max)));
+	json_object_set_new(o, "layout_score", json_real(s.layout_score));
+	return 0;
+}
+
+static json_t *class_json(const struct maptbl_stats_acc *a, int c)
+{
+	const struct sumry *s = &a->cls[c];
+	json_t *o = json_object(), *m = json_array();
+	size_t i;
+
+	json_object_set_new(o, "class", json_string(maptbl_stats_size_class_name(c)));
+#define X(f) json_object_set_new(o, #f, jint(s->f));
+	SUM_FIELDS(X)
+#undef X
+	for (i = 0; i < s->nmap; i++)
+		json_array_append_new(m, json_pack("[o,o]", jint(s->map[i].value),
+						   jint(s->map[i].count)));
+	json_object_set_new(o, "extents_per_file", m);
+	add_derived(a, c, o);
+	return o;
+}
+
+MAPTBL_API int maptbl_stats_acc_to_json(const struct maptbl_stats_acc *a, char **out)
+{
+	json_t *root, *cls, *tops, *errs, *depths, *all;
+	size_t i;
+	int c;
+
+	if (!a || !out)
+		return -EINVAL;
+	*out = NULL;
+	root = json_object();
+	json_object_set_new(root, "maptbl_stats", json_integer(JSON_FORMAT));
+	json_object_set_new(root, "top_n", jint(a->top_n));
+	all = json_object();
+	{
+		struct maptbl_stats_summary s;
+
+		maptbl_stats_acc_summary(a, MAPTBL_STATS_ALL, &s, sizeof(s));
+#define X(f) json_object_set_new(all, #f, jint(s.f));
+		SUM_FIELDS(X)
+#undef X
+		json_object_set_new(all, "errors", jint(maptbl_stats_acc_nr_errors(a)));
+		add_derived(a, MAPTBL_STATS_ALL, all);
+	}
+	json_object_set_new(root, "summary", all);
+	cls = json_array();
+	for (c = 0; c < MAPTBL_STATS_CLASSES; c++)
+		json_array_append_new(cls, class_json(a, c));
+	json_object_set_new(root, "classes", cls);
+	depths = json_array();
+	for (i = 0; i < MAPTBL_STATS_DEPTHS; i++)
+		json_array_append_new(depths, jint(a->depths[i]));
+	json_object_set_new(root, "table_depths", depths);
+	tops = json_array();
+	for (i = 0; i < a->ntop; i++) {
+		struct maptbl_stats_top t;
+
+		maptbl_stats_acc_top(a, i, &t);
+		json_array_append_new(tops, json_pack("{s:o,s:o,s:o}", "path", jpath(t.path), "extents",
+						      jint(t.extents), "size", jint(t.size)));
+	}
+	json_object_set_new(root, "top", tops);
+	errs = json_array();
+	for (i = 0; i < a->nerrs; i++) {
+		json_t *e = json_pack("{s:i,s:s,s:o}", "errno", a->errs[i].err, "reason",
+				      strerror(a->errs[i].err), "count", jint(a->errs[i].count));
+
+		if (a->errs[i].example)
+			json_object_set_new(e, "example", jpath(a->errs[i].example));
+		json_array_append_new(errs, e);
+	}
+	json_object_set_new(root, "errors", errs);
+	*out = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* A non-negative integer member, or -EBADMSG. */
+static int get_u64(json_t *o, const char *key, uint64_t *v)
+{
+	json_t *j = json_object_get(o, key);
+
+	if (!json_is_integer(j) || json_integer_value(j) < 0) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: \"%s\" is missing or not a count", key);
+		return -EBADMSG;
+	}
+	*v = (uint64_t)json_integer_value(j);
+	return 0;
+}
+
+static int class_from_json(struct sumry *s, json_t *o)
+{
+	json_t *m, *p;
+	uint64_t files = 0;
+	size_t i;
+	int err;
+
+	if (!json_is_object(o)) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: a size class is not an object");
+		return -EBADMSG;
+	}
+#define X(f)                                                                                       \
+	if ((err = get_u64(o, #f, &s->f)))                                                          \
+		return err;
+	SUM_FIELDS(X)
+#undef X
+	m = json_object_get(o, "extents_per_file");
+	if (!json_is_array(m)) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: \"extents_per_file\" is not an array");
+		return -EBADMSG;
+	}
+	json_array_foreach(m, i, p) {
+		json_t *v = json_array_get(p, 0), *c = json_array_get(p, 1);
+
+		if (json_array_size(p) != 2 || !json_is_integer(v) || !json_is_integer(c) ||
+		    json_integer_value(v) < 0 || json_integer_value(c) <= 0) {
+			mtfs_log(MAPTBL_LOG_ERROR,
+				 "stats JSON: \"extents_per_file\" holds a bad [extents, files] pair");
+			return -EBADMSG;
+		}
+		err = map_add(s, (uint64_t)json_integer_value(v), (uint64_t)json_integer_value(c));
+		if (err)
+			return err;
+		files += (uint64_t)json_integer_value(c);
+	}
+	if (files != s->files) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: extents_per_file counts %llu files, not %llu",
+			 (unsigned long long)files, (unsigned long long)s->files);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_from_json(const char *text, size_t len,
+					  struct maptbl_stats_acc **out)
+{
+	struct maptbl_stats_opts o;
+	struct maptbl_stats_acc *a = NULL;
+	json_t *root, *x, *e;
+	json_error_t jerr;
+	const char *why = NULL;
+	uint64_t top_n, v;
+	size_t i;
+	int err = -EBADMSG;
+
+	if (!text || !out)
+		return -EINVAL;
+	*out = NULL;
+	root = json_loadb(text, len, 0, &jerr);
+	if (!root) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: line %d: %s", jerr.line, jerr.text);
+		return -EBADMSG;
+	}
+	x = json_is_object(root) ? json_object_get(root, "maptbl_stats") : NULL;
+	if (!json_is_integer(x)) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: not the output of maptbl stats --json");
+		goto out;
+	}
+	if (json_integer_value(x) != JSON_FORMAT) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: format %lld, this version reads format %d",
+			 (long long)json_integer_value(x), JSON_FORMAT);
+		goto out;
+	}
+	if (get_u64(root, "top_n", &top_n) || !top_n || top_n > UINT32_MAX) {
+		why = "\"top_n\" is not from 1 to 2^32 - 1";
+		goto out;
+	}
+	maptbl_stats_opts_init(&o, sizeof(o));
+	o.top_n = (uint32_t)top_n;
+	err = maptbl_stats_acc_new(&o, &a);
+	if (err)
+		goto out;
+	err = -EBADMSG;
+	x = json_object_get(root, "classes");
+	if (!json_is_array(x) || json_array_size(x) != MAPTBL_STATS_CLASSES) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: \"classes\" must hold %d classes",
+			 MAPTBL_STATS_CLASSES);
+		goto out;
+	}
+	json_array_foreach(x, i, e) {
+		err = class_from_json(&a->cls[i], e);
+		if (err)
+			goto out;
+	}
+	err = -EBADMSG;
+	why = "\"table_depths\" is not 17 counts";
+	x = json_object_get(root, "table_depths");
+	if (!json_is_array(x) || json_array_size(x) != MAPTBL_STATS_DEPTHS)
+		goto out;
+	json_array_foreach(x, i, e) {
+		if (!json_is_integer(e) || json_integer_value(e) < 0)
+			goto out;
+		a->depths[i] = (uint64_t)json_integer_value(e);
+	}
+	why = "\"top\" is malformed or longer than top_n";
+	x = json_object_get(root, "top");
+	if (!json_is_array(x) || json_array_size(x) > top_n)
+		goto out;
+	json_array_foreach(x, i, e) {
+		json_t *p = json_object_get(e, "path");
+		uint64_t ext, size;
+
+		if (!json_is_string(p) || get_u64(e, "extents", &ext) || get_u64(e, "size", &size))
+			goto out;
+		if (top_offer(a, json_string_value(p), ext, size)) {
+			err = -ENOMEM;
+			goto out;
+		}
+	}
+	why = "\"errors\" is malformed";
+	x = json_object_get(root, "errors");
+	if (!json_is_array(x))
+		goto out;
+	json_array_foreach(x, i, e) {
+		json_t *p = json_object_get(e, "example");
+
+		if (get_u64(e, "errno", &v) || !v || v > INT_MAX || get_u64(e, "count", &top_n))
+			goto out;
+		if (p && !json_is_string(p))
+			goto out;
+		if (err_add(a, (int)v, top_n, p ? json_string_value(p) : NULL)) {
+			err = -ENOMEM;
+			goto out;
+		}
+	}
+	err = 0;
+	*out = a;
+	a = NULL;
+out:
+	if (err == -EBADMSG && why)
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: %s", why);
+	maptbl_stats_acc_free(a);
+	json_decref(root);
+	return err;
+}
+
+/* ---- one file ---- */
+
+#define FIEMAP_BATCH 256
+
+static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_stats *f)
+{
+	union {
+		struct fiemap fm;
+		uint8_t b[sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent)];
+	} u;
+	struct fiemap_extent last = { 0 };
+	uint64_t start = 0, end = 0, bytes = 0;
+	/* The table's extents: records merged when logically and physically contiguous with the
+	 * same unwritten flag, as libmaptbl-fs's make_extents() does. */
+	uint64_t t_lend = 0, t_pend = 0, t_len = 0;
+	uint32_t t_unw = 0;
+	bool any = false, done = false;
+	struct maptbl_build_opts bo;
+	struct maptbl_estimate est;
+	int err;
+
+	while (!done) {
+		uint32_t i;
+
+		memset(&u.fm, 0, sizeof(u.fm));
+		u.fm.fm_start = start;
+		u.fm.fm_length = FIEMAP_MAX_OFFSET - start;
+		u.fm.fm_extent_count = FIEMAP_BATCH;
+		if (ioctl(fd, FS_IOC_FIEMAP, &u.fm) < 0)
+			return errno == ENOTTY ? -EOPNOTSUPP : -errno;
+		if (!u.fm.fm_mapped_extents)
+			break;
+		for (i = 0; i < u.fm.fm_mapped_extents; i++) {
+			const struct fiemap_extent *fe = &u.fm.fm_extents[i];
+			uint64_t expected = last.fe_physical + fe->fe_logical - last.fe_logical;
+			uint64_t dense = last.fe_physical + last.fe_length;
+			uint32_t unw = fe->fe_flags & FIEMAP_EXTENT_UNWRITTEN;
+
+			/* filefrag's rule (misc/filefrag.c), last carried across calls. */
+			if (fe->fe_logical != 0 && fe->fe_physical != expected &&
+			    fe->fe_physical != dense)
+				f->extents++;
+			else if (!f->extents)
+				f->extents = 1;
+			f->records++;
+			if (fe->fe_logical > end || (!any && fe->fe_logical > 0))
+				f->holes++;
+			f->unwritten += !!unw;
+			f->shared += !!(fe->fe_flags & FIEMAP_EXTENT_SHARED);
+			bytes += fe->fe_length;
+			if (any && unw == t_unw && fe->fe_logical == t_lend &&
+			    fe->fe_physical == t_pend) {
+				t_len += fe->fe_length;
+			} else {
+				if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
+					f->table_long++;
+				f->table_extents++;
+				t_len = fe->fe_length;
+				t_unw = unw;
+			}
+			t_lend = fe->fe_logical + fe->fe_length;
+			t_pend = fe->fe_physical + fe->fe_length;
+			any = true;
+			if (fe->fe_logical + fe->fe_length > end)
+				end = fe->fe_logical + fe->fe_length;
+			last = *fe;
+			if (fe->fe_flags & FIEMAP_EXTENT_LAST)
+				done = true;
+		}
+		start = end;
+	}
+	if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
+		f->table_long++;
+	if (size > end)
+		f->holes++;
+	f->blocks = (bytes + bs - 1) / bs;
+	maptbl_build_opts_init(&bo, sizeof(bo));
+	bo.block_size = bs >= MAPTBL_MIN_BLOCK_SIZE && bs <= MAPTBL_MAX_BLOCK_SIZE ? bs : 0;
+	err = maptbl_table_estimate(f->table_extents, f->table_long, &bo, &est);
+	if (err)
+		return err;
+	f->table_bytes = est.bytes;
+	f->table_nodes = est.nodes;
+	f->table_depth = est.depth;
+	return 0;
+}
+
+/* Opens, checks and measures; *st receives the file's stat. */
+static int stats_at(int dirfd, const char *name, uint32_t bs, struct maptbl_file_stats *out,
+		    struct stat *st)
+{
+	int fd, err, flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW;
+
+	memset(out, 0, sizeof(*out));
+	fd = openat(dirfd, name, flags | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dirfd, name, flags);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st)) {
+		err = -errno;
+		goto out;
+	}
+	err = -EINVAL;
+	if (!S_ISREG(st->st_mode))
+		goto out;
+	if (!bs) {
+		int b = 0;
+
+		if (ioctl(fd, FIGETBSZ, &b) < 0 || b <= 0)
+			b = st->st_blksize > 0 ? (int)st->st_blksize : 4096;
+		bs = (uint32_t)b;
+	}
+	out->size = (uint64_t)st->st_size;
+	out->block_size = bs;
+	err = measure_fd(fd, out->size, bs, out);
+out:
+	close(fd);
+	return err;
+}
+
+MAPTBL_API int maptbl_stats_file(int dirfd, const char *name, uint32_t block_size,
+				 struct maptbl_file_stats *out)
+{
+	struct stat st;
+
+	if (!name || !out)
+		return -EINVAL;
+	return stats_at(dirfd, name, block_size, out, &st);
+}
+
+/* ---- the walk ---- */
+
+struct scan {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char **dirs; /* a stack of directory paths still to read */
+	size_t ndirs, cap;
+	unsigned busy; /* workers reading a directory */
+	int err;       /* -ENOMEM stops the walk */
+	dev_t dev;
+	const struct maptbl_scan_opts *o;
+	pthread_mutex_t cb_lock;
+};
+
+struct worker {
+	struct scan *s;
+	struct maptbl_stats_acc *acc;
+	pthread_t tid;
+	int err;
+};
+
+static int push_dir(struct scan *s, char *path)
+{
+	if (s->ndirs == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		char **d = realloc(s->dirs, cap * sizeof(*d));
+
+		if (!d)
+			return -ENOMEM;
+		s->dirs = d;
+		s->cap = cap;
+	}
+	s->dirs[s->ndirs++] = path;
+	return 0;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	bool slash = a && dir[a - 1] != '/';
+	char *p = malloc(a + slash + b + 1);
+
+	if (p) {
+		memcpy(p, dir, a);
+		if (slash)
+			p[a] = '/';
+		memcpy(p + a + slash, name, b + 1);
+	}
+	return p;
+}
+
+static int file_done(struct worker *w, struct maptbl_file_stats *f)
+{
+	const struct maptbl_scan_opts *o = w->s->o;
+
+	if (o->per_file) {
+		pthread_mutex_lock(&w->s->cb_lock);
+		o->per_file(o->ctx, f);
+		pthread_mutex_unlock(&w->s->cb_lock);
+	}
+	return maptbl_stats_acc_add(w->acc, f);
+}
+
+/* Reads one directory: files are measured, subdirectories pushed. */
+static int read_dir(struct worker *w, const char *path)
+{
+	struct scan *s = w->s;
+	struct statvfs vfs;
+	struct dirent *de;
+	struct stat st;
+	uint32_t bs;
+	DIR *d;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return maptbl_stats_acc_error(w->acc, path, errno);
+	if (fstat(fd, &st)) {
+		err = errno;
+		close(fd);
+		return maptbl_stats_acc_error(w->acc, path, err);
+	}
+	if (st.st_dev != s->dev && !s->o->cross_mounts) {
+		close(fd);
+		return 0;
+	}
+	bs = !fstatvfs(fd, &vfs) && vfs.f_bsize ? (uint32_t)vfs.f_bsize : 0;
+	d = fdopendir(fd);
+	if (!d) {
+		err = errno;
+		close(fd);
+		return maptbl_stats_acc_error(w->acc, path, err);
+	}
+	for (;;) {
+		struct maptbl_file_stats f;
+		unsigned char type;
+		char *child;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				err = maptbl_stats_acc_error(w->acc, path, errno);
+			break;
+		}
+		if (de->d_name[0] == '.' &&
+		    (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		type = de->d_type;
+		if (type == DT_UNKNOWN) {
+			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
+				child = join(path, de->d_name);
+				err = maptbl_stats_acc_error(w->acc, child, errno);
+				free(child);
+				if (err)
+					break;
+				continue;
+			}
+			type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_LNK;
+		}
+		if (type != DT_DIR && type != DT_REG)
+			continue;
+		child = join(path, de->d_name);
+		if (!child) {
+			err = -ENOMEM;
+			break;
+		}
+		if (type == DT_DIR) {
+			pthread_mutex_lock(&s->lock);
+			err = push_dir(s, child);
+			pthread_cond_signal(&s->cond);
+			pthread_mutex_unlock(&s->lock);
+			if (err) {
+				free(child);
+				break;
+			}
+			continue;
+		}
+		err = stats_at(fd, de->d_name, bs, &f, &st);
+		if (err == -EINVAL) {
+			err = 0; /* replaced by something that is not a regular file: skip */
+		} else if (err) {
+			err = maptbl_stats_acc_error(w->acc, child, err);
+		} else if (st.st_dev == s->dev || s->o->cross_mounts) {
+			f.path = child;
+			err = file_done(w, &f);
+		}
+		free(child);
+		if (err)
+			break;
+	}
+	closedir(d);
+	return err;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct scan *s = w->s;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		char *path;
+		int err;
+
+		while (!s->ndirs && s->busy && !s->err)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (s->err || (!s->ndirs && !s->busy))
+			break;
+		path = s->dirs[--s->ndirs];
+		s->busy++;
+		pthread_mutex_unlock(&s->lock);
+		err = read_dir(w, path);
+		free(path);
+		pthread_mutex_lock(&s->lock);
+		s->busy--;
+		if (err && !s->err)
+			s->err = err;
+		if (!s->busy || s->err)
+			pthread_cond_broadcast(&s->cond);
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
+				 const struct maptbl_scan_opts *opts)
+{
+	struct maptbl_scan_opts o;
+	struct worker *w = NULL;
+	struct scan s;
+	struct stat st;
+	unsigned n, i, started = 0;
+	char *root;
+	int err;
+
+	if (!acc || !path)
+		return -EINVAL;
+	maptbl_scan_opts_init(&o, sizeof(o));
+	err = opts_copy(&o, sizeof(o), opts);
+	if (err)
+		return err;
+	if (stat(path, &st))
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		struct maptbl_file_stats f;
+		struct worker one = { .acc = acc };
+
+		memset(&s, 0, sizeof(s));
+		s.o = &o;
+		pthread_mutex_init(&s.cb_lock, NULL);
+		one.s = &s;
+		err = stats_at(AT_FDCWD, path, 0, &f, &st);
+		if (!err) {
+			f.path = path;
+			err = file_done(&one, &f);
+		}
+		pthread_mutex_destroy(&s.cb_lock);
+		return err;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return -EINVAL;
+	/* The root must be readable: otherwise nothing can be scanned. */
+	{
+		DIR *d = opendir(path);
+
+		if (!d)
+			return -errno;
+		closedir(d);
+	}
+	n = o.threads;
+	if (!n) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = c > 0 ? (unsigned)c : 1;
+	}
+	if (n > 256)
+		n = 256;
+	memset(&s, 0, sizeof(s));
+	s.o = &o;
+	s.dev = st.st_dev;
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_mutex_init(&s.cb_lock, NULL);
+	pthread_cond_init(&s.cond, NULL);
+	root = strdup(path);
+	w = calloc(n, sizeof(*w));
+	if (!root || !w || push_dir(&s, root)) {
+		free(root);
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct maptbl_stats_opts so;
+
+		maptbl_stats_opts_init(&so, sizeof(so));
+		so.top_n = acc->top_n;
+		w[i].s = &s;
+		err = maptbl_stats_acc_new(&so, &w[i].acc);
+		if (err)
+			break;
+		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i])) {
+			err = -EAGAIN;
+			break;
+		}
+		started++;
+	}
+	if (err && !started) {
+		pthread_mutex_lock(&s.lock);
+		s.err = err;
+		pthread_mutex_unlock(&s.lock);
+	}
+	if (started && err)
+		err = 0; /* fewer workers than asked: still a walk */
+	for (i = 0; i < started; i++)
+		pthread_join(w[i].tid, NULL);
+	if (!err)
+		err = s.err;
+	for (i = 0; !err && i < started; i++)
+		err = maptbl_stats_acc_merge(acc, w[i].acc);
+out:
+	for (i = 0; w && i < n; i++)
+		maptbl_stats_acc_free(w[i].acc);
+	free(w);
+	while (s.ndirs)
+		free(s.dirs[--s.ndirs]);
+	free(s.dirs);
+	pthread_cond_destroy(&s.cond);
+	pthread_mutex_destroy(&s.lock);
+	pthread_mutex_destroy(&s.cb_lock);
+	return err;
+}
