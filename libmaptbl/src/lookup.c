@@ -187,9 +187,11 @@ static inline uint64_t wide_first(const uint8_t *node, uint32_t i)
 
 /*
  * Prefetching for tables larger than the caches. A binary search over a node that is not cached
- * waits for one cache miss per step, one after the other. Prefetching the 15 entries the first
- * four steps may probe, and then the window the remaining steps search, turns about log2(nr)
- * serial misses into two rounds of parallel ones. A prefetch changes no result.
+ * waits for one cache miss per step, one after the other. Prefetching the 15 entries the next
+ * four steps may probe, and at the end the window the last steps search, turns about log2(nr)
+ * serial misses into two or three rounds of parallel ones. A table that fits the caches gains
+ * nothing and pays the extra instructions, so only tables above PF_MIN_TABLE prefetch.
+ * A prefetch changes no result.
  */
 #if defined(__GNUC__)
 #define PF_LINE(p) __builtin_prefetch(p)
@@ -197,10 +199,13 @@ static inline uint64_t wide_first(const uint8_t *node, uint32_t i)
 #define PF_LINE(p) ((void)(p))
 #endif
 
+#define PF_MIN_TABLE ((size_t)2 << 20) /* bytes: about the L2 cache of a current core */
+#define PF_WINDOW_MAX 512u	       /* bytes: prefetch a window of up to 8 lines at once */
+
 /*
- * Step k of the search probes lo + hk, where lo is a sum of earlier halves: the 15 entries the
- * first four steps may probe. A macro, not a function: GCC 12 finds a function that only
- * prefetches free of side effects (IPA pure-const) and deletes the calls to it.
+ * Step k of the search from @ent over @nr entries probes ent + hk, plus any of the earlier
+ * halves: the 15 entries the next four steps may probe. A macro, not a function: GCC 12 finds a
+ * function that only prefetches free of side effects (IPA pure-const) and deletes the calls to it.
  */
 #define PF_PROBES(ent, nr, esz)                                                                    \
 	do {                                                                                       \
@@ -231,27 +236,28 @@ static inline uint64_t wide_first(const uint8_t *node, uint32_t i)
 			PF_LINE((const uint8_t *)a_);                                              \
 	} while (0)
 
-#define PF_MIN_ENTRIES 64u /* below this a node spans few cache lines: search it directly */
-
 /*
  * Binary searches: the number of entries whose start is <= key (the candidate entry is that count
  * minus one). KEYF(node, i) gives entry i's start; ESZ is the entry size. Branch-free halving:
- * log2(nr) loads. For a node of PF_MIN_ENTRIES or more, the first four steps run after the
- * prefetch of their probes and before the prefetch of the remaining window; the steps are the
- * same as the loop's, so the result is too.
+ * log2(nr) loads. With @pf, while the remaining window is larger than PF_WINDOW_MAX bytes, each
+ * group of four steps runs after the prefetch of its probes, and the rest after the prefetch of
+ * the window; the steps are those of the plain loop, so the result is the same.
  */
 #define DEFINE_UPPER_BOUND(name, KEYF, ktype, ESZ)                                                 \
-	static inline uint32_t name(const uint8_t *node, uint32_t nr, ktype key)                   \
+	static inline uint32_t name(const uint8_t *node, uint32_t nr, ktype key, bool pf)          \
 	{                                                                                          \
+		const uint8_t *ent = node + MAPTBL_NODE_HDR_SIZE;                                  \
 		uint32_t lo = 0, n = nr, step;                                                     \
-		if (nr >= PF_MIN_ENTRIES) {                                                        \
-			PF_PROBES(node + MAPTBL_NODE_HDR_SIZE, nr, ESZ);                           \
-			for (step = 0; step < 4; step++) {                                         \
-				uint32_t half = n / 2;                                             \
-				lo = KEYF(node, lo + half) <= key ? lo + half : lo;                \
-				n -= half;                                                         \
-			}                                                                          \
-			PF_WINDOW(node + MAPTBL_NODE_HDR_SIZE + (size_t)lo * ESZ, n * ESZ);        \
+		if (pf && n * ESZ > PF_WINDOW_MAX) {                                               \
+			do {                                                                       \
+				PF_PROBES(ent + (size_t)lo * ESZ, n, ESZ);                         \
+				for (step = 0; step < 4; step++) {                                 \
+					uint32_t half = n / 2;                                     \
+					lo = KEYF(node, lo + half) <= key ? lo + half : lo;        \
+					n -= half;                                                 \
+				}                                                                  \
+			} while (n * ESZ > PF_WINDOW_MAX);                                         \
+			PF_WINDOW(ent + (size_t)lo * ESZ, n * ESZ);                                \
 		}                                                                                  \
 		while (n > 1) {                                                                    \
 			uint32_t half = n / 2;                                                     \
@@ -269,11 +275,13 @@ MAPTBL_API int maptbl_table_lookup(const struct maptbl_table *t, uint64_t lblk,
 {
 	uint64_t hi, next;
 	uint32_t n, nodes = 0;
+	bool pf;
 
 	if (!ok(t) || !m)
 		return -EINVAL;
 	if (lblk >= t->virtual_blocks)
 		return -ERANGE;
+	pf = t->len > PF_MIN_TABLE;
 	m->lblk = lblk;
 	m->pblk = 0;
 	hi = t->virtual_blocks;
@@ -293,7 +301,7 @@ MAPTBL_API int maptbl_table_lookup(const struct maptbl_table *t, uint64_t lblk,
 			const struct maptbl_index_entry *x;
 			uint64_t end;
 
-			c = ub_index(node, nr, lblk);
+			c = ub_index(node, nr, lblk, pf);
 			if (!c) {
 				next = idx_first(node, 0);
 				goto hole;
@@ -326,7 +334,7 @@ MAPTBL_API int maptbl_table_lookup(const struct maptbl_table *t, uint64_t lblk,
 			}
 			off = lblk - base;
 			c = off > MAPTBL_COMPACT_MAX_OFF ? nr
-							 : ub_compact(node, nr, (uint32_t)off);
+							 : ub_compact(node, nr, (uint32_t)off, pf);
 			x = (const struct maptbl_compact_entry *)(node + MAPTBL_NODE_HDR_SIZE) + c - 1;
 			lf = maptbl_le16_to_cpu(x->len_flags);
 			len = (lf & MAPTBL_COMPACT_LEN_MASK) + 1u;
@@ -345,7 +353,7 @@ MAPTBL_API int maptbl_table_lookup(const struct maptbl_table *t, uint64_t lblk,
 			const struct maptbl_wide_entry *x;
 			uint64_t off, len;
 
-			c = ub_wide(node, nr, lblk);
+			c = ub_wide(node, nr, lblk, pf);
 			if (!c) {
 				next = wide_first(node, 0);
 				goto hole;
