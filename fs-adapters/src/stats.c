@@ -73,7 +73,7 @@ static int opts_copy(void *dst, size_t known, const void *opts)
 	if (!opts)
 		return 0;
 	memcpy(&sz, opts, sizeof(sz));
-	if (sz < sizeof(size_t))
+	if (sz < known) /* every field exists since 0.1: a smaller struct is a bad sz */
 		return -EINVAL;
 	for (i = known; i < sz; i++)
 		if (((const uint8_t *)opts)[i])
@@ -972,6 +972,8 @@ static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_sta
 			if (fe->fe_flags & FIEMAP_EXTENT_LAST)
 				done = true;
 		}
+		if (end <= start)
+			break; /* no progress (records behind fm_start): never loop */
 		start = end;
 	}
 	if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)

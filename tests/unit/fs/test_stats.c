@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -426,13 +427,87 @@ static void test_file(void **state)
 	rmdir(dir);
 }
 
+static void count_cb(void *ctx, const struct maptbl_file_stats *f)
+{
+	unsigned *n = ctx;
+
+	assert_non_null(f->path);
+	(*n)++;
+}
+
+/* A nested tree walked with 1 and 4 threads gives the same accumulator. */
+static void test_scan(void **state)
+{
+	char dir[] = "/tmp/maptbl-scan-XXXXXX", p[128], *j1 = NULL, *j4;
+	struct maptbl_scan_opts so;
+	struct maptbl_stats_summary s;
+	unsigned i, t, seen;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (i = 0; i < 40; i++) {
+		snprintf(p, sizeof(p), "%s/d%u", dir, i % 5);
+		mkdir(p, 0700);
+		snprintf(p, sizeof(p), "%s/d%u/e%u", dir, i % 5, i % 3);
+		mkdir(p, 0700);
+		snprintf(p, sizeof(p), "%s/d%u/e%u/f%u", dir, i % 5, i % 3, i);
+		fd = open(p, O_WRONLY | O_CREAT, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, p, i * 3), (ssize_t)(i * 3));
+		close(fd);
+	}
+	snprintf(p, sizeof(p), "%s/d0/link", dir);
+	assert_int_equal(symlink("e0", p), 0);
+	for (t = 1; t <= 4; t += 3) {
+		struct maptbl_stats_acc *a = new_acc(5);
+
+		assert_int_equal(maptbl_scan_opts_init(&so, sizeof(so)), 0);
+		so.threads = t;
+		so.per_file = count_cb;
+		so.ctx = &seen;
+		seen = 0;
+		assert_int_equal(maptbl_stats_scan(a, dir, &so), 0);
+		assert_int_equal(seen, 40);
+		assert_int_equal(maptbl_stats_acc_summary(a, MAPTBL_STATS_ALL, &s, sizeof(s)), 0);
+		assert_int_equal(s.files, 40);
+		assert_int_equal(s.bytes, 3 * 39 * 40 / 2);
+		assert_int_equal(maptbl_stats_acc_nr_errors(a), 0);
+		j4 = json_of(a);
+		if (j1)
+			assert_string_equal(j1, j4);
+		free(j1);
+		j1 = j4;
+		maptbl_stats_acc_free(a);
+	}
+	free(j1);
+	{
+		struct maptbl_stats_acc *a = new_acc(5);
+
+		snprintf(p, sizeof(p), "%s/nothing", dir);
+		assert_int_equal(maptbl_stats_scan(a, p, NULL), -ENOENT);
+		/* A regular file as the root. */
+		snprintf(p, sizeof(p), "%s/d1/e1/f1", dir);
+		assert_int_equal(maptbl_stats_scan(a, p, NULL), 0);
+		assert_int_equal(maptbl_stats_acc_summary(a, MAPTBL_STATS_ALL, &s, sizeof(s)), 0);
+		assert_int_equal(s.files, 1);
+		/* An opts struct smaller than 0.1's, or with unknown non-zero bytes, is refused. */
+		assert_int_equal(maptbl_scan_opts_init(&so, sizeof(so)), 0);
+		so.sz = sizeof(so) - 8;
+		assert_int_equal(maptbl_stats_scan(a, dir, &so), -EINVAL);
+		maptbl_stats_acc_free(a);
+	}
+	snprintf(p, sizeof(p), "rm -rf '%s'", dir);
+	assert_int_equal(system(p), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_percentiles),  cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_merge_and_json), cmocka_unit_test(test_top),
 		cmocka_unit_test(test_shares_and_layout), cmocka_unit_test(test_bad_json),
-		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_file), cmocka_unit_test(test_scan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
