@@ -43,32 +43,15 @@ MAPTBL_API int maptbl_fs_opts_init(struct maptbl_fs_opts *opts, size_t sz)
 	return 0;
 }
 
-int mtfs_add_record(struct maptbl_fs_map *m, uint64_t logical, uint64_t physical,
-		    uint64_t length, uint32_t flags)
+int mtfs_grow_records(struct maptbl_fs_map *m)
 {
-	if (!length)
-		return 0;
-	/* Extend the last record when this one continues it (ext4 splits at 32768 blocks; block-
-	 * mapped files come a block at a time). */
-	if (m->nr_rec) {
-		struct mtfs_record *p = &m->rec[m->nr_rec - 1];
+	size_t cap = m->cap_rec ? m->cap_rec * 2 : 256;
+	struct mtfs_record *r = realloc(m->rec, cap * sizeof(*r));
 
-		if (p->flags == flags && p->logical + p->length == logical &&
-		    p->physical + p->length == physical) {
-			p->length += length;
-			return 0;
-		}
-	}
-	if (m->nr_rec == m->cap_rec) {
-		size_t cap = m->cap_rec ? m->cap_rec * 2 : 256;
-		struct mtfs_record *r = realloc(m->rec, cap * sizeof(*r));
-
-		if (!r)
-			return -ENOMEM;
-		m->rec = r;
-		m->cap_rec = cap;
-	}
-	m->rec[m->nr_rec++] = (struct mtfs_record){ logical, physical, length, flags };
+	if (!r)
+		return -ENOMEM;
+	m->rec = r;
+	m->cap_rec = cap;
 	return 0;
 }
 
@@ -152,51 +135,99 @@ static const char *fs_type_name(long type)
 	return NULL;
 }
 
-/* Records (bytes, fs device) -> extents (table blocks, absolute on the disk), merged. */
+/*
+ * Bytes to table blocks. The block size is a power of two whenever it comes from the options
+ * (checked) or from a Linux filesystem: then shift and mask, as six 64-bit divisions a record were
+ * most of make_extents()'s time on a 100,000-extent file (docs/PERFORMANCE.md). Anything else
+ * (an st_blksize that is not a power of two) divides, with the same results.
+ */
+struct blkmath {
+	uint64_t bs, mask;
+	int shift; /* -1: not a power of two */
+};
+
+static inline uint64_t to_blocks(const struct blkmath *b, uint64_t bytes)
+{
+	return b->shift >= 0 ? bytes >> b->shift : bytes / b->bs;
+}
+
+static inline bool misaligned(const struct blkmath *b, uint64_t x, uint64_t y, uint64_t z)
+{
+	return b->shift >= 0 ? ((x | y | z) & b->mask) != 0 : (x % b->bs || y % b->bs || z % b->bs);
+}
+
+/*
+ * Records (bytes, fs device) -> extents (table blocks, absolute on the disk), merged.
+ *
+ * In place: an extent is as large as a record and each record gives at most one extent, so
+ * extent n (n <= i) is stored only once record i has been copied out, and the records' array
+ * becomes the extents' one. On a 100,000-extent file a second array cost more than the
+ * conversion itself (docs/PERFORMANCE.md). Records are read with memcpy(), which may alias the
+ * extents stored before them.
+ */
 static int make_extents(struct maptbl_fs_map *m)
 {
 	uint64_t bs = m->block_size;
+	struct blkmath b = { bs, bs - 1, (bs & (bs - 1)) ? -1 : __builtin_ctzll(bs) };
+	struct maptbl_extent *ext;
 	size_t i, n = 0;
 	int err;
 
-	m->ext = calloc(m->nr_rec ? m->nr_rec : 1, sizeof(*m->ext));
-	if (!m->ext)
+	_Static_assert(sizeof(struct maptbl_extent) == sizeof(struct mtfs_record),
+		       "make_extents() converts records into extents in place");
+	if (!m->rec && !(m->rec = malloc(sizeof(*m->rec))))
 		return -ENOMEM;
+	ext = (struct maptbl_extent *)(void *)m->rec;
 	for (i = 0; i < m->nr_rec; i++) {
-		const struct mtfs_record *r = &m->rec[i];
-		uint64_t phys = r->physical + m->disk_offset;
-		struct maptbl_extent *prev = n ? &m->ext[n - 1] : NULL;
-		uint32_t fl = r->flags & MTFS_REC_UNWRITTEN ? MAPTBL_EXTENT_UNWRITTEN : 0;
+		struct maptbl_extent *prev = n ? &ext[n - 1] : NULL;
+		struct mtfs_record r;
+		uint64_t phys;
+		uint32_t fl;
 
-		if (r->logical % bs || phys % bs || r->length % bs) {
-			err = mtfs_add_finding(m, r->logical, r->length, MAPTBL_FS_RULE_NOT_ALIGNED,
+		/* Field by field: straight into registers, not through a copy on the stack. */
+		memcpy(&r.logical, &m->rec[i].logical, sizeof(r.logical));
+		memcpy(&r.physical, &m->rec[i].physical, sizeof(r.physical));
+		memcpy(&r.length, &m->rec[i].length, sizeof(r.length));
+		memcpy(&r.flags, &m->rec[i].flags, sizeof(r.flags));
+		phys = r.physical + m->disk_offset;
+		fl = r.flags & MTFS_REC_UNWRITTEN ? MAPTBL_EXTENT_UNWRITTEN : 0;
+		if (misaligned(&b, r.logical, phys, r.length)) {
+			err = mtfs_add_finding(m, r.logical, r.length, MAPTBL_FS_RULE_NOT_ALIGNED,
 					       MAPTBL_FS_REFUSES_WRITABLE | MAPTBL_FS_REFUSES_READONLY);
 			if (err)
 				return err;
 			continue;
 		}
-		if (r->flags & MTFS_REC_SHARED) {
-			err = mtfs_add_finding(m, r->logical, r->length, MAPTBL_FS_RULE_SHARED,
+		if (r.flags & MTFS_REC_SHARED) {
+			err = mtfs_add_finding(m, r.logical, r.length, MAPTBL_FS_RULE_SHARED,
 					       MAPTBL_FS_REFUSES_WRITABLE);
 			if (err)
 				return err;
 		}
-		if (prev && prev->lblk * bs + prev->len * bs > r->logical) {
+		if (prev && prev->lblk * bs + prev->len * bs > r.logical) {
 			/* A record that overlaps the previous one (the file changed between two
 			 * FIEMAP calls): trust neither. */
 			mtfs_log(MAPTBL_LOG_ERROR, "%s: overlapping extent records at byte %llu",
-				 m->path, (unsigned long long)r->logical);
+				 m->path, (unsigned long long)r.logical);
 			return -EIO;
 		}
 		/* Merge logically and physically contiguous records of the same kind. */
-		if (prev && prev->flags == fl && (prev->lblk + prev->len) * bs == r->logical &&
+		if (prev && prev->flags == fl && (prev->lblk + prev->len) * bs == r.logical &&
 		    (prev->pblk + prev->len) * bs == phys) {
-			prev->len += r->length / bs;
+			prev->len += to_blocks(&b, r.length);
 			continue;
 		}
-		m->ext[n++] = (struct maptbl_extent){ .lblk = r->logical / bs, .pblk = phys / bs,
-						      .len = r->length / bs, .flags = fl };
+		ext[n].lblk = to_blocks(&b, r.logical);
+		ext[n].pblk = to_blocks(&b, phys);
+		ext[n].len = to_blocks(&b, r.length);
+		ext[n].flags = fl;
+		ext[n].reserved = 0;
+		n++;
 	}
+	/* The array now holds extents: it moves from rec to ext. */
+	m->ext = ext;
+	m->rec = NULL;
+	m->nr_rec = m->cap_rec = 0;
 	m->nr_ext = n;
 	return 0;
 }
