@@ -57,7 +57,10 @@ cleanup() {
 	[ "$OUTDIR" != "$WORK" ] && rm -rf "$OUTDIR"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE # e.g. the output piped into head
 
 attach_mount() {
 	DEV=$(losetup -f --show "$WORK/fs.img") || { echo "run.sh: losetup failed" >&2; exit 1; }
