@@ -319,7 +319,8 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	struct maptbl_stats_acc *acc = NULL;
 	struct rows rows;
 	char *const *paths;
-	int c, i, np, status = EXIT_OK, scanned = 0, err;
+	int c, i, np, status = EXIT_OK, scanned = 0, err, first_err = 0;
+	const char *first_path = NULL;
 
 	(void)cmd;
 	optind = 0;
@@ -387,16 +388,28 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 			printf("path\tsize\textents\trecords\tholes\tunwritten\tshared\ttable_bytes\t"
 			       "depth\n");
 	}
+	/*
+	 * A PATH that cannot be read is also counted in the summary, so that a JSON output (one
+	 * object, mergeable) carries it; in JSON mode it gets its own error object only when no
+	 * PATH could be scanned.
+	 */
 	for (i = 0; i < np; i++) {
 		err = maptbl_stats_scan(acc, paths[i], &sc);
 		if (err) {
-			cli_error(cli, "%s: %s", paths[i], strerror(-err));
-			if (!status)
+			if (!cli->json)
+				cli_error(cli, "%s: %s", paths[i], strerror(-err));
+			if (!status) {
 				status = err == -ENOMEM ? EXIT_FAILED : EXIT_NOCHECK;
+				first_err = err;
+				first_path = paths[i];
+			}
+			maptbl_stats_acc_error(acc, paths[i], err);
 			continue;
 		}
 		scanned++;
 	}
+	if (!scanned && cli->json)
+		cli_error(cli, "%s: %s", first_path, strerror(-first_err));
 	if (scanned) {
 		struct maptbl_stats_summary s;
 		uint64_t nerr = maptbl_stats_acc_nr_errors(acc);
