@@ -40,6 +40,7 @@ struct cat {
 	struct cli *cli;
 	int dev, out;
 	bool sparse;		/* out is a regular file: skip zeros */
+	bool own_out;		/* out is a device or FIFO we opened */
 	const char *dev_path;
 	uint64_t bs, pos;	/* next logical block to emit */
 	uint64_t dev_size;
@@ -197,7 +198,16 @@ static int do_cat(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char 
 		status = EXIT_FAILED;
 		goto out;
 	}
-	if (out_path && strcmp(out_path, "-")) {
+	if (out_path && strcmp(out_path, "-") && stat(out_path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* A device or FIFO is written in place, never replaced by a rename. */
+		c.out = open(out_path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (c.out < 0) {
+			cli_error(cli, "%s: %s", out_path, strerror(errno));
+			status = EXIT_FAILED;
+			goto out;
+		}
+		c.own_out = true;
+	} else if (out_path && strcmp(out_path, "-")) {
 		if (asprintf(&tmp, "%s.tmp.XXXXXX", out_path) < 0 ||
 		    (c.out = mkostemp(tmp, O_CLOEXEC)) < 0) {
 			cli_error(cli, "%s: %s", out_path, strerror(errno));
@@ -236,7 +246,7 @@ out:
 			unlink(tmp);
 		free(tmp);
 	}
-	if (c.sparse && c.out >= 0)
+	if ((c.sparse || c.own_out) && c.out >= 0)
 		close(c.out);
 	if (c.dev >= 0)
 		close(c.dev);

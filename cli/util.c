@@ -250,6 +250,23 @@ int cli_write_atomic(const char *path, const void *buf, size_t len)
 			return -errno;
 		return write_all(STDOUT_FILENO, buf, len);
 	}
+	{
+		/* An existing device, FIFO or socket (/dev/null, a pipe) is written in place: renaming
+		 * a temporary file over it would replace the device node. */
+		struct stat st;
+
+		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+			if (S_ISDIR(st.st_mode))
+				return -EISDIR;
+			fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+			if (fd < 0)
+				return -errno;
+			err = write_all(fd, buf, len);
+			if (close(fd) < 0 && !err)
+				err = -errno;
+			return err;
+		}
+	}
 	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
 		return -ENOMEM;
 	fd = mkostemp(tmp, O_CLOEXEC);

@@ -20,3 +20,14 @@ else
 fi
 echo "== the table file mode follows the umask"
 (umask 027; "$MAPTBL" build -e good.txt -o m.mtb -q; stat -c %a m.mtb)
+echo "== a device as TABLE is written in place, not replaced"
+# This used to rename a temporary file over the target, turning /dev/null into a regular file
+# when run as root. A FIFO stands in for the device here.
+mkfifo pipe
+cat pipe > from-pipe &
+"$MAPTBL" build -e good.txt -o pipe -q
+echo "[exit $?]"
+wait
+[ -p pipe ] && echo "pipe is still a FIFO"
+cmp from-pipe t.mtb && echo "the table went through it"
+run build -e good.txt -o . -q

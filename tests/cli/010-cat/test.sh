@@ -21,3 +21,9 @@ echo "== a device too small for the table"
 head -c 20000 disk.img > small.img
 run cat t.mtb --device small.img -o out2.bin
 files
+echo "== a FIFO as OUT is written in place"
+mkfifo pipe
+cat pipe > from-pipe &
+run cat t.mtb --device disk.img -o pipe
+wait
+[ -p pipe ] && cmp from-pipe want.bin && echo "pipe is still a FIFO and got the disk"
