@@ -382,6 +382,254 @@ hole:
 	return 0;
 }
 
+/*
+ * Batched lookup: up to BATCH walks advance in turn, one binary-search step each, and every step
+ * prefetches what the same walk reads next. The cache misses of independent walks then overlap
+ * instead of following one another. Each walk takes exactly the steps of maptbl_table_lookup()
+ * (same probes, same decisions), so the answers are identical.
+ */
+#define BATCH 16u
+#define MANY_MIN_TABLE ((size_t)8 << 20) /* bytes: below this, one walk at a time */
+
+struct lane {
+	const uint8_t *node; /* current node, NULL when the walk is done */
+	uint64_t lblk, key, hi;
+	uint32_t lo, n, nr, nodes;
+	uint8_t kind;
+	bool entered;	     /* header read, search under way */
+	struct maptbl_mapping *m;
+};
+
+static inline uint64_t key_at(const uint8_t *node, unsigned kind, uint32_t i)
+{
+	return kind == MAPTBL_NODE_INDEX	? idx_first(node, i)
+	       : kind == MAPTBL_NODE_LEAF_COMPACT ? cmp_off(node, i)
+						  : wide_first(node, i);
+}
+
+static inline const uint8_t *entry_at(const uint8_t *node, unsigned kind, uint32_t i)
+{
+	return node + MAPTBL_NODE_HDR_SIZE + (size_t)i * maptbl_entry_size(kind);
+}
+
+static inline void lane_finish(struct lane *l, uint32_t state, uint64_t pblk, uint64_t len)
+{
+	l->m->state = state;
+	l->m->pblk = pblk;
+	l->m->len = len;
+	l->m->nodes = l->nodes;
+	l->node = NULL;
+}
+
+/* Read the header of the lane's node and set up its search (the header was prefetched). */
+static inline void lane_enter(struct lane *l)
+{
+	const struct maptbl_node_hdr *h = (const void *)l->node;
+
+	l->nodes++;
+	l->kind = l->node[2];
+	l->nr = maptbl_le16_to_cpu(h->nr_entries);
+	l->lo = 0;
+	l->n = l->nr;
+	l->key = l->lblk;
+	if (l->kind == MAPTBL_NODE_LEAF_COMPACT) {
+		uint64_t base = maptbl_le64_to_cpu(h->base_lblk);
+
+		if (l->lblk < base) {
+			lane_finish(l, MAPTBL_MAP_HOLE, 0, base - l->lblk);
+			return;
+		}
+		l->key = l->lblk - base;
+		if (l->key > MAPTBL_COMPACT_MAX_OFF) {
+			l->lo = l->nr - 1; /* every entry starts before: the last is the candidate */
+			l->n = 1;
+			l->key = MAPTBL_COMPACT_MAX_OFF;
+		}
+	}
+	l->entered = true;
+}
+
+/* The search in this node is over: c entries start at or before the key. */
+static inline void lane_decide(const struct maptbl_table *t, struct lane *l, uint32_t c)
+{
+	const uint8_t *node = l->node;
+	uint64_t lblk = l->lblk, next;
+
+	l->entered = false;
+	switch (l->kind) {
+	case MAPTBL_NODE_INDEX: {
+		const struct maptbl_index_entry *x;
+		uint64_t end;
+		uint32_t child;
+
+		if (!c) {
+			next = idx_first(node, 0);
+			break;
+		}
+		x = (const struct maptbl_index_entry *)(node + MAPTBL_NODE_HDR_SIZE) + c - 1;
+		end = maptbl_index_first(x) + maptbl_index_nblocks(x);
+		if (lblk >= end) {
+			next = c < l->nr ? idx_first(node, c) : l->hi;
+			break;
+		}
+		child = maptbl_le32_to_cpu(x->child);
+		if (!child) {
+			lane_finish(l, MAPTBL_MAP_ABSENT, 0, end - lblk);
+			return;
+		}
+		l->hi = end;
+		l->node = t->buf + ((size_t)child << t->node_shift);
+		PF_LINE(l->node);
+		return;
+	}
+	case MAPTBL_NODE_LEAF_COMPACT: {
+		uint64_t base = maptbl_le64_to_cpu(((const struct maptbl_node_hdr *)node)->base_lblk);
+		const struct maptbl_compact_entry *x =
+			(const struct maptbl_compact_entry *)(node + MAPTBL_NODE_HDR_SIZE) + c - 1;
+		uint16_t lf = maptbl_le16_to_cpu(x->len_flags);
+		uint32_t len = (lf & MAPTBL_COMPACT_LEN_MASK) + 1u;
+		uint64_t off = lblk - base - maptbl_le32_to_cpu(x->lblk_off);
+
+		if (off >= len) {
+			next = c < l->nr ? base + cmp_off(node, c) : l->hi;
+			break;
+		}
+		lane_finish(l, lf & MAPTBL_COMPACT_UNWRITTEN ? MAPTBL_MAP_UNWRITTEN : MAPTBL_MAP_MAPPED,
+			    maptbl_compact_pblk(x) + off, len - off);
+		return;
+	}
+	default: {
+		const struct maptbl_wide_entry *x;
+		uint64_t off, len;
+
+		if (!c) {
+			next = wide_first(node, 0);
+			break;
+		}
+		x = (const struct maptbl_wide_entry *)(node + MAPTBL_NODE_HDR_SIZE) + c - 1;
+		off = lblk - maptbl_le64_to_cpu(x->lblk);
+		len = maptbl_wide_len(x);
+		if (off >= len) {
+			next = c < l->nr ? wide_first(node, c) : l->hi;
+			break;
+		}
+		lane_finish(l, maptbl_le16_to_cpu(x->flags) & MAPTBL_WIDE_UNWRITTEN
+				       ? MAPTBL_MAP_UNWRITTEN : MAPTBL_MAP_MAPPED,
+			    maptbl_le64_to_cpu(x->pblk) + off, len - off);
+		return;
+	}
+	}
+	lane_finish(l, MAPTBL_MAP_HOLE, 0, next - lblk);
+}
+
+#define LANE_WINDOW 256u /* bytes: a window this small is prefetched whole, then searched at once */
+
+/* The rest of the search in the current node, in one go (its entries are cached by now). */
+static inline void lane_search_all(const struct maptbl_table *t, struct lane *l)
+{
+	while (l->n > 1) {
+		uint32_t half = l->n / 2;
+
+		l->lo = key_at(l->node, l->kind, l->lo + half) <= l->key ? l->lo + half : l->lo;
+		l->n -= half;
+	}
+	lane_decide(t, l, l->lo + (key_at(l->node, l->kind, l->lo) <= l->key));
+}
+
+/* Prefetch what the lane reads next: its next probe, or its whole (small) window. */
+static inline void lane_prefetch(struct lane *l)
+{
+	uint32_t esz = maptbl_entry_size(l->kind);
+
+	if (l->n * esz <= LANE_WINDOW) {
+		const uint8_t *p = entry_at(l->node, l->kind, l->lo);
+		uint32_t bytes = (l->n + 1) * esz, off;
+
+		for (off = 0; off < bytes; off += 64)
+			PF_LINE(p + off);
+		PF_LINE(p + bytes - 1);
+	} else {
+		PF_LINE(entry_at(l->node, l->kind, l->lo + l->n / 2));
+	}
+}
+
+/* One turn of the lane's walk: enter a node, one halving step, or the end of a small search. */
+static inline void lane_step(const struct maptbl_table *t, struct lane *l)
+{
+	if (!l->entered) {
+		lane_enter(l);
+		if (!l->node)
+			return;
+		if (l->nodes == 1) { /* the root stays cached: search it now */
+			lane_search_all(t, l);
+			return;
+		}
+		lane_prefetch(l);
+		return;
+	}
+	if (l->n * maptbl_entry_size(l->kind) <= LANE_WINDOW) {
+		lane_search_all(t, l);
+		return;
+	}
+	{
+		uint32_t half = l->n / 2;
+
+		l->lo = key_at(l->node, l->kind, l->lo + half) <= l->key ? l->lo + half : l->lo;
+		l->n -= half;
+	}
+	lane_prefetch(l);
+}
+
+MAPTBL_API int maptbl_table_lookup_many(const struct maptbl_table *t, const uint64_t *lblk,
+					size_t nr, struct maptbl_mapping *m)
+{
+	struct lane lanes[BATCH];
+	size_t i, next = 0;
+	uint32_t k, active = 0;
+
+	if (!ok(t) || (nr && (!lblk || !m)))
+		return -EINVAL;
+	for (i = 0; i < nr; i++)
+		if (lblk[i] >= t->virtual_blocks)
+			return -ERANGE;
+	if (t->len <= MANY_MIN_TABLE || !t->root) {
+		/* A cached (or empty) table: interleaving only adds bookkeeping (measured: 0.8x at
+		 * 2.4 MB, 2.2x at 24 MB, bench/bench_lookup_many.c). */
+		for (i = 0; i < nr; i++)
+			maptbl_table_lookup(t, lblk[i], &m[i]);
+		return 0;
+	}
+	for (k = 0; k < BATCH; k++)
+		lanes[k].node = NULL;
+	/* Keep every lane busy: a lane that finishes takes the next block at once. */
+	for (;;) {
+		for (k = 0; k < BATCH; k++) {
+			struct lane *l = &lanes[k];
+
+			if (!l->node) {
+				if (next >= nr)
+					continue;
+				l->lblk = lblk[next];
+				l->m = &m[next];
+				l->m->lblk = lblk[next];
+				l->hi = t->virtual_blocks;
+				l->nodes = 0;
+				l->entered = false;
+				l->node = t->buf + ((size_t)t->root << t->node_shift);
+				next++;
+				active++;
+				continue; /* the root is hot; enter it on the next turn */
+			}
+			lane_step(t, l);
+			if (!l->node)
+				active--;
+		}
+		if (!active && next >= nr)
+			break;
+	}
+	return 0;
+}
+
 MAPTBL_API int maptbl_table_iterate(const struct maptbl_table *t, maptbl_extent_fn fn, void *ctx)
 {
 	struct {
