@@ -34,19 +34,6 @@ struct tbl {
 	size_t len;
 };
 
-/* 50 extents: lblk 10 i, length 1 + i % 7, pblk 100000 + 8 i, every fifth unwritten. */
-static void gen_ext(struct maptbl_extent *e, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		e[i].lblk = i * 10;
-		e[i].len = 1 + i % 7;
-		e[i].pblk = 100000 + i * 8;
-		e[i].flags = i % 5 == 3 ? MAPTBL_EXTENT_UNWRITTEN : 0;
-		e[i].reserved = 0;
-	}
-}
 
 #define NEXT 50
 
@@ -59,7 +46,7 @@ static struct maptbl_table *build_t(uint32_t ns, const char *path, uint64_t id)
 	struct maptbl_table *t = NULL;
 	int err;
 
-	gen_ext(e, NEXT);
+	tu_gen_ext(e, NEXT);
 	maptbl_build_opts_init(&o, sizeof(o));
 	o.node_size = ns;
 	o.disk_path = path;
@@ -305,7 +292,7 @@ static int build_path_len(uint32_t ns, size_t n, struct maptbl_diag *d, struct t
 	memset(path, 'p', n);
 	path[0] = '/';
 	path[n] = 0;
-	gen_ext(e, NEXT);
+	tu_gen_ext(e, NEXT);
 	maptbl_build_opts_init(&o, sizeof(o));
 	o.node_size = ns;
 	o.disk_path = path;

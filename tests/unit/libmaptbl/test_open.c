@@ -30,19 +30,6 @@ struct tbl {
 	uint32_t ns;
 };
 
-/* Extent i: lblk 10 i, length 1 + i % 7 (so gaps of 2..8 blocks), pblk 100000 + 8 i. */
-static void gen_ext(struct maptbl_extent *e, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		e[i].lblk = i * 10;
-		e[i].len = 1 + i % 7;
-		e[i].pblk = 100000 + i * 8;
-		e[i].flags = i % 5 == 3 ? MAPTBL_EXTENT_UNWRITTEN : 0;
-		e[i].reserved = 0;
-	}
-}
 
 static struct tbl take(struct maptbl_table *t)
 {
@@ -77,7 +64,7 @@ static struct tbl build_n(size_t n, uint32_t ns)
 	struct tbl tb;
 
 	assert_non_null(e);
-	gen_ext(e, n);
+	tu_gen_ext(e, n);
 	tb = build_from(e, n, ns, 0, 0);
 	free(e);
 	return tb;
@@ -1113,7 +1100,7 @@ static void test_absent_subtree(void **state)
 	size_t i;
 
 	(void)state;
-	gen_ext(e, 100);
+	tu_gen_ext(e, 100);
 	/* Root entry 2 covers leaf 4: extents 36 .. 53. */
 	first = ix_first(x);
 	end = first + ix_nblocks(x);

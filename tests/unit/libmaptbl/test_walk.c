@@ -25,18 +25,6 @@ struct tbl {
 	uint32_t ns;
 };
 
-static void gen_ext(struct maptbl_extent *e, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		e[i].lblk = i * 10;
-		e[i].len = 1 + i % 7;
-		e[i].pblk = 100000 + i * 8;
-		e[i].flags = i % 5 == 3 ? MAPTBL_EXTENT_UNWRITTEN : 0;
-		e[i].reserved = 0;
-	}
-}
 
 static struct tbl build_from(const struct maptbl_extent *e, size_t n, uint32_t ns, uint64_t disk)
 {
@@ -64,7 +52,7 @@ static struct tbl three_level(uint64_t disk)
 {
 	struct tbl tb;
 
-	gen_ext(ext300, 300);
+	tu_gen_ext(ext300, 300);
 	tb = build_from(ext300, 300, 256, disk);
 	assert_int_equal(tb.len, 21 * 256);
 	return tb;
@@ -707,7 +695,7 @@ static void test_agrees_small(void **state)
 	size_t i;
 
 	(void)state;
-	gen_ext(e, 400);
+	tu_gen_ext(e, 400);
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		struct tbl tb = build_from(e, 400, sizes[i], 0);
 		struct maptbl_table *t = NULL;

@@ -300,3 +300,16 @@ bool contains_word(const char *haystack, const char *needle)
 	}
 	return n == 0;
 }
+
+void tu_gen_ext(struct maptbl_extent *e, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		e[i].lblk = i * 10;
+		e[i].len = 1 + i % 7;
+		e[i].pblk = 100000 + i * 8;
+		e[i].flags = i % 5 == 3 ? MAPTBL_EXTENT_UNWRITTEN : 0;
+		e[i].reserved = 0;
+	}
+}

@@ -29,6 +29,11 @@ uint64_t rng_range(struct rng *r, uint64_t lo, uint64_t hi);
 /* The seed to use: $MAPTBL_SEED (decimal or 0x hex) when set, else @dflt. */
 uint64_t test_seed(uint64_t dflt);
 
+/* The fixture extents of the open, walk and disk-record tests: extent i at lblk 10 i, length
+ * 1 + i % 7 (gaps of 2..8 blocks), pblk 100000 + 8 i, every fifth (i % 5 == 3) unwritten. */
+struct maptbl_extent;
+void tu_gen_ext(struct maptbl_extent *e, size_t n);
+
 /* ---- Little-endian raw access ---- */
 void put_le16(uint8_t *p, uint16_t v);
 void put_le32(uint8_t *p, uint32_t v);
