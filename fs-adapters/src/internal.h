@@ -14,11 +14,6 @@
 
 #include "maptbl/fs.h"
 
-#if defined(__GNUC__)
-#define MTFS_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define MTFS_PRINTF(a, b)
-#endif
 
 /* Record flags. */
 #define MTFS_REC_UNWRITTEN 0x1u
@@ -78,7 +73,8 @@ static inline int mtfs_add_record(struct maptbl_fs_map *m, uint64_t logical, uin
 }
 int mtfs_add_finding(struct maptbl_fs_map *m, uint64_t offset, uint64_t length, uint32_t rule,
 		     uint32_t refuses);
-void mtfs_log(int level, const char *fmt, ...) MTFS_PRINTF(2, 3);
+/* Logs through libmaptbl's callback (maptbl_log() formats it once). */
+#define mtfs_log(level, ...) maptbl_log((enum maptbl_log_level)(level), __VA_ARGS__)
 
 /* Backends: fill m->rec and m->find for the open file @fd. */
 int mtfs_fiemap(struct maptbl_fs_map *m, int fd, uint32_t flags);
