@@ -14,6 +14,12 @@
 
 #include "maptbl/fs.h"
 
+#if defined(__GNUC__)
+#define MTFS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MTFS_PRINTF(a, b)
+#endif
+
 
 /* Record flags. */
 #define MTFS_REC_UNWRITTEN 0x1u
