@@ -44,7 +44,7 @@ if command -v dmsetup >/dev/null && dmsetup version 2>/dev/null | grep -q '^Driv
 	grep -qw xfs /proc/filesystems; then
 	truncate -s 700M "$WORK/dm.img"
 	attach "$WORK/dm.img"
-	DMNAME=maptbl_fs_$$
+	DMNAME=maptbl_fs_${MAPTBL_FS_TAG}_1
 	echo "0 $((600 * 2048)) linear $DEV 16384" | dmsetup create $DMNAME || skip "dmsetup create failed"
 	DMS+=("$DMNAME")
 	mkfs.xfs -q -f /dev/mapper/$DMNAME >/dev/null || exit 1
@@ -60,7 +60,7 @@ if command -v dmsetup >/dev/null && dmsetup version 2>/dev/null | grep -q '^Driv
 
 	# A dm device of two targets is refused, naming the layer.
 	umount "$WORK/dm"
-	DM2=maptbl_fs_2_$$
+	DM2=maptbl_fs_${MAPTBL_FS_TAG}_2
 	printf '0 %d linear %s 16384\n%d %d linear %s 1245184\n' $((300 * 2048)) "$DEV" \
 		$((300 * 2048)) $((300 * 2048)) "$DEV" | dmsetup create $DM2 || exit 1
 	DMS+=("$DM2")

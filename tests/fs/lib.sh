@@ -3,7 +3,9 @@
 # mounted is undone on exit, whether the test passes or fails.
 set -u
 MAPTBL=${MAPTBL:?MAPTBL must name the maptbl command}
-WORK=$(mktemp -d /var/tmp/maptbl-fs.XXXXXX)
+# run.sh sets MAPTBL_FS_TAG and looks for devices and mounts of that tag left behind.
+MAPTBL_FS_TAG=${MAPTBL_FS_TAG:-r$$}
+WORK=$(mktemp -d "/var/tmp/maptbl-fs.$MAPTBL_FS_TAG.XXXXXX")
 MOUNTS=()
 LOOPS=()
 DMS=()
