@@ -8,6 +8,8 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <maptbl/stats.h>
 
@@ -16,6 +18,7 @@
 static const char *const stats_usage[] = {
 	"maptbl stats [--json | --per-file [--csv]] [--top N] [--threads N] [--cross-mounts]\n"
 	"             [PATH...]\n"
+	"       maptbl stats [--json | --per-file [--csv]] [--top N] --image IMG...\n"
 	"       maptbl stats [--json] --merge FILE.json...",
 	"extents-per-file statistics of directory trees, and the cost of their tables",
 	"",
@@ -35,15 +38,20 @@ static const char *const stats_usage[] = {
 	"  --top N          keep the N most fragmented files (default 10)",
 	"  --threads N      walker threads (default: the online cores)",
 	"  --cross-mounts   descend into other filesystems",
+	"  --image IMG      read the unmounted ext2/3/4 image or device IMG through libext2fs",
+	"                   instead of walking PATHs (repeatable): an inode scan, every in-use",
+	"                   regular inode once, counted as filefrag counts the mounted file; with",
+	"                   --per-file, every name under the image's root ('/dir/file')",
 	"  --merge          the arguments are JSON outputs of 'maptbl stats --json': print their",
 	"                   merged summary (counts and histograms add up, no averages of averages);",
 	"                   the top list keeps the longest input's length unless --top is given",
 	"  -h, --help       this text",
 	"",
+	"A progress line (files, bytes, rate) goes to stderr when it is a terminal.",
 	"Files that vanish or fail during the walk are counted as errors with a reason and never",
 	"stop it. Exit status: 0 the walk finished (even with counted errors), 1 nothing could be",
-	"scanned or a --merge input is not valid stats JSON, 2 usage error, 3 a PATH or FILE given",
-	"could not be read.",
+	"scanned or a --merge input is not valid stats JSON, 2 usage error, 3 a PATH, FILE or IMG",
+	"given could not be read (or IMG is not an unmounted ext2/3/4 filesystem).",
 	NULL,
 };
 
@@ -90,6 +98,40 @@ static void per_file_row(void *ctx, const struct maptbl_file_stats *f)
 	       (unsigned long long)f->records, sep, (unsigned long long)f->holes, sep,
 	       (unsigned long long)f->unwritten, sep, (unsigned long long)f->shared, sep,
 	       (unsigned long long)f->table_bytes, sep, f->table_depth);
+}
+
+/* The progress line: at most 5 updates a second, on stderr, only when it is a terminal. */
+struct progress {
+	struct timespec start, last;
+	bool shown;
+};
+
+static double since(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void progress_line(void *ctx, uint64_t files, uint64_t bytes)
+{
+	struct progress *p = ctx;
+	struct timespec now;
+	double t;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (since(&p->last, &now) < 0.2)
+		return;
+	p->last = now;
+	t = since(&p->start, &now);
+	fprintf(stderr, "\r\033[K%llu files, %.1f MiB, %.0f files/s", (unsigned long long)files,
+		(double)bytes / 1048576.0, t > 0 ? (double)files / t : 0.0);
+	p->shown = true;
+}
+
+static void progress_end(struct progress *p)
+{
+	if (p->shown)
+		fputs("\r\033[K", stderr);
+	p->shown = false;
 }
 
 static double pct(uint64_t a, uint64_t b)
@@ -300,7 +342,7 @@ static int parse_count(struct cli *cli, const char *opt, const char *arg, uint64
 
 static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char **argv)
 {
-	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE };
+	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE, O_IMAGE };
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "csv", no_argument, NULL, O_CSV },
@@ -309,6 +351,7 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "cross-mounts", no_argument, NULL, O_CROSS },
 		{ "merge", no_argument, NULL, O_MERGE },
+		{ "image", required_argument, NULL, O_IMAGE },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char *const dot[] = { ".", NULL };
@@ -318,6 +361,9 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	struct maptbl_scan_opts sc;
 	struct maptbl_stats_acc *acc = NULL;
 	struct rows rows;
+	struct progress prog = { 0 };
+	char **images = NULL;
+	int nimages = 0;
 	char *const *paths;
 	int c, i, np, status = EXIT_OK, scanned = 0, err, first_err = 0;
 	const char *first_path = NULL;
@@ -350,6 +396,16 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		case O_MERGE:
 			merge = true;
 			break;
+		case O_IMAGE:
+			/* argv outlives the command: keep pointers to the arguments */
+			if (!images)
+				images = calloc((size_t)argc, sizeof(*images));
+			if (!images) {
+				cli_error(cli, "%s", strerror(ENOMEM));
+				return EXIT_FAILED;
+			}
+			images[nimages++] = optarg;
+			break;
 		default:
 			return cli_bad_option(cli, c, argv);
 		}
@@ -358,6 +414,11 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		return cli_usage_error(cli, "--csv needs --per-file");
 	if (per_file && cli->json)
 		return cli_usage_error(cli, "--per-file and --json do not go together");
+	if (images && (merge || cross || threads || optind < argc)) {
+		free(images);
+		return cli_usage_error(cli, "--image IMG takes no PATH, --merge, --threads or "
+				       "--cross-mounts");
+	}
 	if (merge) {
 		if (per_file || cross || threads)
 			return cli_usage_error(cli, "--merge takes only --json and --top");
@@ -365,17 +426,23 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 			return cli_usage_error(cli, "--merge needs at least one FILE.json");
 		return do_merge(cli, argc - optind, argv + optind, top_given ? top : 0, top_given);
 	}
-	paths = optind < argc ? argv + optind : dot;
-	np = optind < argc ? argc - optind : 1;
+	paths = images ? images : optind < argc ? argv + optind : dot;
+	np = images ? nimages : optind < argc ? argc - optind : 1;
 
 	maptbl_stats_opts_init(&so, sizeof(so));
 	so.top_n = top;
 	err = maptbl_stats_acc_new(&so, &acc);
 	if (err) {
 		cli_error(cli, "%s", strerror(-err));
+		free(images);
 		return EXIT_FAILED;
 	}
 	maptbl_scan_opts_init(&sc, sizeof(sc));
+	if (isatty(STDERR_FILENO)) {
+		clock_gettime(CLOCK_MONOTONIC, &prog.start);
+		sc.progress = progress_line;
+		sc.progress_ctx = &prog;
+	}
 	sc.threads = threads;
 	sc.cross_mounts = cross;
 	rows.csv = csv;
@@ -394,9 +461,14 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	 * PATH could be scanned.
 	 */
 	for (i = 0; i < np; i++) {
-		err = maptbl_stats_scan(acc, paths[i], &sc);
+		err = images ? maptbl_stats_image(acc, paths[i], &sc)
+			     : maptbl_stats_scan(acc, paths[i], &sc);
+		progress_end(&prog);
 		if (err) {
-			if (!cli->json)
+			/* the library's message names the image and the problem */
+			if (!cli->json && images && err != -ENOMEM && cli_last_log())
+				cli_error(cli, "%s", cli_last_log());
+			else if (!cli->json)
 				cli_error(cli, "%s: %s", paths[i], strerror(-err));
 			if (!status) {
 				status = err == -ENOMEM ? EXIT_FAILED : EXIT_NOCHECK;
@@ -408,7 +480,9 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		}
 		scanned++;
 	}
-	if (!scanned && cli->json)
+	if (!scanned && cli->json && images && first_err != -ENOMEM && cli_last_log())
+		cli_error(cli, "%s", cli_last_log());
+	else if (!scanned && cli->json)
 		cli_error(cli, "%s: %s", first_path, strerror(-first_err));
 	if (scanned) {
 		struct maptbl_stats_summary s;
@@ -429,6 +503,7 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 			status = EXIT_FAILED; /* nothing could be scanned */
 	}
 	maptbl_stats_acc_free(acc);
+	free(images);
 	return status;
 }
 

@@ -66,7 +66,7 @@ struct maptbl_stats_acc {
 
 /* ---- options ---- */
 
-static int opts_copy(void *dst, size_t known, const void *opts)
+int mtfs_opts_copy(void *dst, size_t known, const void *opts)
 {
 	size_t sz, i;
 
@@ -99,7 +99,7 @@ MAPTBL_API int maptbl_scan_opts_init(struct maptbl_scan_opts *opts, size_t sz)
 		return -EINVAL;
 	memset(opts, 0, sz);
 	opts->sz = sz;
-	_Static_assert(sizeof(struct maptbl_scan_opts) == 32, "scan opts changed");
+	_Static_assert(sizeof(struct maptbl_scan_opts) == 48, "scan opts changed");
 	return 0;
 }
 
@@ -281,7 +281,7 @@ MAPTBL_API int maptbl_stats_acc_new(const struct maptbl_stats_opts *opts,
 		return -EINVAL;
 	*out = NULL;
 	maptbl_stats_opts_init(&o, sizeof(o));
-	err = opts_copy(&o, sizeof(o), opts);
+	err = mtfs_opts_copy(&o, sizeof(o), opts);
 	if (err || o.reserved)
 		return -EINVAL;
 	a = calloc(1, sizeof(*a));
@@ -314,7 +314,13 @@ MAPTBL_API void maptbl_stats_acc_free(struct maptbl_stats_acc *a)
 	free(a);
 }
 
-MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f)
+int mtfs_stats_top_offer(struct maptbl_stats_acc *a, const char *path, uint64_t extents,
+			 uint64_t size)
+{
+	return top_offer(a, path, extents, size);
+}
+
+static int acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f, bool top)
 {
 	struct sumry *s;
 	int err;
@@ -325,9 +331,11 @@ MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct map
 	err = map_add(s, f->extents, 1);
 	if (err)
 		return err;
-	err = top_offer(a, f->path, f->extents, f->size);
-	if (err)
-		return err;
+	if (top) {
+		err = top_offer(a, f->path, f->extents, f->size);
+		if (err)
+			return err;
+	}
 	s->files++;
 	s->bytes += f->size;
 	s->blocks += f->blocks;
@@ -351,6 +359,16 @@ MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct map
 	s->table_nodes += f->table_nodes;
 	a->depths[f->table_depth]++;
 	return 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f)
+{
+	return acc_add(a, f, true);
+}
+
+int mtfs_stats_add_untopped(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f)
+{
+	return acc_add(a, f, false);
 }
 
 static int err_add(struct maptbl_stats_acc *a, int e, uint64_t count, const char *path)
@@ -905,7 +923,90 @@ out:
 
 /* ---- one file ---- */
 
-#define FIEMAP_BATCH 256
+/*
+ * filefrag's count, one record at a time (records in logical order, byte units), shared by the
+ * FIEMAP measurement and the ext4 image scan (stats_image.c) so that both count alike.
+ */
+void mtfs_count_init(struct mtfs_count *c, uint32_t bs)
+{
+	memset(c, 0, sizeof(*c));
+	c->bs = bs ? bs : 4096;
+}
+
+void mtfs_count_record(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t logical,
+		       uint64_t physical, uint64_t length, uint32_t flags)
+{
+	uint64_t expected = c->last_phys + logical - c->last_log;
+	uint64_t dense = c->last_phys + c->last_len;
+	uint32_t unw = flags & MTFS_REC_UNWRITTEN;
+
+	/*
+	 * filefrag's rule (misc/filefrag.c): a record starts a new extent unless it is at logical
+	 * 0 or physically continues the previous one, densely or across a hole of the same size.
+	 */
+	if (logical != 0 && physical != expected && physical != dense)
+		f->extents++;
+	else if (!f->extents)
+		f->extents = 1;
+	f->records++;
+	if (logical > c->end || (!c->any && logical > 0))
+		f->holes++;
+	f->unwritten += !!unw;
+	f->shared += !!(flags & MTFS_REC_SHARED);
+	c->bytes += length;
+	/* The table's extents: records merged when logically and physically contiguous with the
+	 * same unwritten flag, as libmaptbl-fs's make_extents() does. */
+	if (c->any && unw == c->t_unw && logical == c->t_lend && physical == c->t_pend) {
+		c->t_len += length;
+	} else {
+		if (c->any && (c->t_len + c->bs - 1) / c->bs > MAPTBL_COMPACT_MAX_LEN)
+			f->table_long++;
+		f->table_extents++;
+		c->t_len = length;
+		c->t_unw = unw;
+	}
+	c->t_lend = logical + length;
+	c->t_pend = physical + length;
+	c->any = 1;
+	if (logical + length > c->end)
+		c->end = logical + length;
+	c->last_log = logical;
+	c->last_phys = physical;
+	c->last_len = length;
+}
+
+int mtfs_count_finish(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t size)
+{
+	struct maptbl_build_opts bo;
+	struct maptbl_estimate est;
+	int err;
+
+	if (c->any && (c->t_len + c->bs - 1) / c->bs > MAPTBL_COMPACT_MAX_LEN)
+		f->table_long++;
+	if (size > c->end)
+		f->holes++;
+	f->size = size;
+	f->block_size = c->bs;
+	f->blocks = (c->bytes + c->bs - 1) / c->bs;
+	maptbl_build_opts_init(&bo, sizeof(bo));
+	bo.block_size = c->bs >= MAPTBL_MIN_BLOCK_SIZE && c->bs <= MAPTBL_MAX_BLOCK_SIZE ? c->bs : 0;
+	err = maptbl_table_estimate(f->table_extents, f->table_long, &bo, &est);
+	if (err)
+		return err;
+	f->table_bytes = est.bytes;
+	f->table_nodes = est.nodes;
+	f->table_depth = est.depth;
+	return 0;
+}
+
+/*
+ * Records per FIEMAP call. One call with room for records, not a count-only call
+ * (fm_extent_count = 0) first: the count alone gives filefrag's extent count only for 0 or 1
+ * records, and even then the summary needs the record (its length for the blocks, its offset for
+ * the holes, its flags); the kernel walks the same mapping either way and a copy-out of 64
+ * records is noise next to the call (bench/stats: bare loop with and without records).
+ */
+#define FIEMAP_BATCH 64
 
 static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_stats *f)
 {
@@ -913,17 +1014,11 @@ static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_sta
 		struct fiemap fm;
 		uint8_t b[sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent)];
 	} u;
-	struct fiemap_extent last = { 0 };
-	uint64_t start = 0, end = 0, bytes = 0;
-	/* The table's extents: records merged when logically and physically contiguous with the
-	 * same unwritten flag, as libmaptbl-fs's make_extents() does. */
-	uint64_t t_lend = 0, t_pend = 0, t_len = 0;
-	uint32_t t_unw = 0;
-	bool any = false, done = false;
-	struct maptbl_build_opts bo;
-	struct maptbl_estimate est;
-	int err;
+	struct mtfs_count c;
+	uint64_t start = 0;
+	bool done = false;
 
+	mtfs_count_init(&c, bs);
 	while (!done) {
 		uint32_t i;
 
@@ -937,59 +1032,23 @@ static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_sta
 			break;
 		for (i = 0; i < u.fm.fm_mapped_extents; i++) {
 			const struct fiemap_extent *fe = &u.fm.fm_extents[i];
-			uint64_t expected = last.fe_physical + fe->fe_logical - last.fe_logical;
-			uint64_t dense = last.fe_physical + last.fe_length;
-			uint32_t unw = fe->fe_flags & FIEMAP_EXTENT_UNWRITTEN;
+			uint32_t fl = 0;
 
-			/* filefrag's rule (misc/filefrag.c), last carried across calls. */
-			if (fe->fe_logical != 0 && fe->fe_physical != expected &&
-			    fe->fe_physical != dense)
-				f->extents++;
-			else if (!f->extents)
-				f->extents = 1;
-			f->records++;
-			if (fe->fe_logical > end || (!any && fe->fe_logical > 0))
-				f->holes++;
-			f->unwritten += !!unw;
-			f->shared += !!(fe->fe_flags & FIEMAP_EXTENT_SHARED);
-			bytes += fe->fe_length;
-			if (any && unw == t_unw && fe->fe_logical == t_lend &&
-			    fe->fe_physical == t_pend) {
-				t_len += fe->fe_length;
-			} else {
-				if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
-					f->table_long++;
-				f->table_extents++;
-				t_len = fe->fe_length;
-				t_unw = unw;
-			}
-			t_lend = fe->fe_logical + fe->fe_length;
-			t_pend = fe->fe_physical + fe->fe_length;
-			any = true;
-			if (fe->fe_logical + fe->fe_length > end)
-				end = fe->fe_logical + fe->fe_length;
-			last = *fe;
+			if (fe->fe_flags & FIEMAP_EXTENT_UNWRITTEN)
+				fl |= MTFS_REC_UNWRITTEN;
+			if (fe->fe_flags & FIEMAP_EXTENT_SHARED)
+				fl |= MTFS_REC_SHARED;
+			mtfs_count_record(&c, f, fe->fe_logical, fe->fe_physical, fe->fe_length, fl);
 			if (fe->fe_flags & FIEMAP_EXTENT_LAST)
 				done = true;
 		}
-		if (end <= start)
+		if (u.fm.fm_mapped_extents < FIEMAP_BATCH)
+			break; /* the kernel had no more (a LAST flag lost to truncation) */
+		if (c.end <= start)
 			break; /* no progress (records behind fm_start): never loop */
-		start = end;
+		start = c.end;
 	}
-	if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
-		f->table_long++;
-	if (size > end)
-		f->holes++;
-	f->blocks = (bytes + bs - 1) / bs;
-	maptbl_build_opts_init(&bo, sizeof(bo));
-	bo.block_size = bs >= MAPTBL_MIN_BLOCK_SIZE && bs <= MAPTBL_MAX_BLOCK_SIZE ? bs : 0;
-	err = maptbl_table_estimate(f->table_extents, f->table_long, &bo, &est);
-	if (err)
-		return err;
-	f->table_bytes = est.bytes;
-	f->table_nodes = est.nodes;
-	f->table_depth = est.depth;
-	return 0;
+	return mtfs_count_finish(&c, f, size);
 }
 
 /* Opens, checks and measures; *st receives the file's stat. */
@@ -1238,7 +1297,7 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 	if (!acc || !path)
 		return -EINVAL;
 	maptbl_scan_opts_init(&o, sizeof(o));
-	err = opts_copy(&o, sizeof(o), opts);
+	err = mtfs_opts_copy(&o, sizeof(o), opts);
 	if (err)
 		return err;
 	if (stat(path, &st))
