@@ -1097,16 +1097,30 @@ MAPTBL_API int maptbl_stats_file(int dirfd, const char *name, uint32_t block_siz
 
 /* ---- the walk ---- */
 
+/*
+ * A directory still to read: its path (for rows, errors and the top list) and, when there was a
+ * descriptor to spare, the directory already opened with openat() relative to its parent.
+ */
+struct dirjob {
+	char *path;
+	int fd; /* -1: open by path */
+};
+
+/* Queued directories that hold a descriptor, at most: the rest wait as paths, so that the walk
+ * never runs a process out of descriptors (RLIMIT_NOFILE is often 1024). */
+#define MAX_QUEUED_FDS 128
+
 struct scan {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	char **dirs; /* a stack of directory paths still to read */
-	size_t ndirs, cap;
+	struct dirjob *dirs; /* a stack of directories still to read */
+	size_t ndirs, cap, nfds;
 	unsigned busy; /* workers reading a directory */
 	int err;       /* -ENOMEM stops the walk */
 	dev_t dev;
 	const struct maptbl_scan_opts *o;
 	pthread_mutex_t cb_lock;
+	uint64_t files, bytes; /* for opts->progress, under cb_lock */
 };
 
 struct worker {
@@ -1114,36 +1128,49 @@ struct worker {
 	struct maptbl_stats_acc *acc;
 	pthread_t tid;
 	int err;
+	char *buf; /* the path of the entry at hand */
+	size_t cap;
 };
 
-static int push_dir(struct scan *s, char *path)
+/* Called with s->lock held. */
+static int push_dir(struct scan *s, char *path, int fd)
 {
 	if (s->ndirs == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
-		char **d = realloc(s->dirs, cap * sizeof(*d));
+		struct dirjob *d = realloc(s->dirs, cap * sizeof(*d));
 
 		if (!d)
 			return -ENOMEM;
 		s->dirs = d;
 		s->cap = cap;
 	}
-	s->dirs[s->ndirs++] = path;
+	s->dirs[s->ndirs].path = path;
+	s->dirs[s->ndirs++].fd = fd;
+	s->nfds += fd >= 0;
 	return 0;
 }
 
-static char *join(const char *dir, const char *name)
+/* w->buf = dir "/" name (no allocation once the buffer is large enough); NULL on ENOMEM. */
+static char *join(struct worker *w, const char *dir, size_t dlen, const char *name)
 {
-	size_t a = strlen(dir), b = strlen(name);
-	bool slash = a && dir[a - 1] != '/';
-	char *p = malloc(a + slash + b + 1);
+	size_t b = strlen(name);
+	bool slash = dlen && dir[dlen - 1] != '/';
 
-	if (p) {
-		memcpy(p, dir, a);
-		if (slash)
-			p[a] = '/';
-		memcpy(p + a + slash, name, b + 1);
+	if (dlen + slash + b + 1 > w->cap) {
+		size_t cap = (dlen + slash + b + 1) * 2;
+		char *p = realloc(w->buf, cap);
+
+		if (!p)
+			return NULL;
+		w->buf = p;
+		w->cap = cap;
 	}
-	return p;
+	if (w->buf != dir)
+		memcpy(w->buf, dir, dlen);
+	if (slash)
+		w->buf[dlen] = '/';
+	memcpy(w->buf + dlen + slash, name, b + 1);
+	return w->buf;
 }
 
 static int file_done(struct worker *w, struct maptbl_file_stats *f)
@@ -1158,10 +1185,63 @@ static int file_done(struct worker *w, struct maptbl_file_stats *f)
 	return maptbl_stats_acc_add(w->acc, f);
 }
 
-/* Reads one directory: files are measured, subdirectories pushed. */
-static int read_dir(struct worker *w, const char *path)
+static int open_dir(struct dirjob *j)
+{
+	int fd = j->fd;
+
+	if (fd < 0) {
+		fd = open(j->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+		if (fd < 0 && errno == EPERM)
+			fd = open(j->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	j->fd = -1;
+	return fd;
+}
+
+/* Queues subdirectory @name of the directory @fd (path @path). */
+static int queue_dir(struct worker *w, int fd, const char *path, const char *name)
 {
 	struct scan *s = w->s;
+	char *child = strdup(path);
+	int cfd = -1, err;
+	bool spare;
+
+	if (!child)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	spare = s->nfds < MAX_QUEUED_FDS;
+	pthread_mutex_unlock(&s->lock);
+	if (spare) {
+		int fl = O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW;
+
+		cfd = openat(fd, name, fl | O_NOATIME);
+		if (cfd < 0 && errno == EPERM)
+			cfd = openat(fd, name, fl);
+		if (cfd < 0 && errno != EMFILE && errno != ENFILE) {
+			err = maptbl_stats_acc_error(w->acc, child, errno);
+			free(child);
+			return err;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	err = push_dir(s, child, cfd);
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (err) {
+		if (cfd >= 0)
+			close(cfd);
+		free(child);
+	}
+	return err;
+}
+
+/* Reads one directory: files are measured, subdirectories queued. */
+static int read_dir(struct worker *w, struct dirjob *j)
+{
+	struct scan *s = w->s;
+	const char *path = j->path;
+	size_t plen = strlen(path);
+	uint64_t files = 0, bytes = 0;
 	struct statvfs vfs;
 	struct dirent *de;
 	struct stat st;
@@ -1169,9 +1249,7 @@ static int read_dir(struct worker *w, const char *path)
 	DIR *d;
 	int fd, err = 0;
 
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open_dir(j);
 	if (fd < 0)
 		return maptbl_stats_acc_error(w->acc, path, errno);
 	if (fstat(fd, &st)) {
@@ -1205,50 +1283,53 @@ static int read_dir(struct worker *w, const char *path)
 		if (de->d_name[0] == '.' &&
 		    (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
 			continue;
+		child = join(w, path, plen, de->d_name);
+		if (!child) {
+			err = -ENOMEM;
+			break;
+		}
 		type = de->d_type;
 		if (type == DT_UNKNOWN) {
 			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
-				child = join(path, de->d_name);
+				/* vanished since readdir(): ENOENT, counted with its path */
 				err = maptbl_stats_acc_error(w->acc, child, errno);
-				free(child);
 				if (err)
 					break;
 				continue;
 			}
 			type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_LNK;
 		}
-		if (type != DT_DIR && type != DT_REG)
-			continue;
-		child = join(path, de->d_name);
-		if (!child) {
-			err = -ENOMEM;
-			break;
-		}
 		if (type == DT_DIR) {
-			pthread_mutex_lock(&s->lock);
-			err = push_dir(s, child);
-			pthread_cond_signal(&s->cond);
-			pthread_mutex_unlock(&s->lock);
-			if (err) {
-				free(child);
+			err = queue_dir(w, fd, child, de->d_name);
+			if (err)
 				break;
-			}
 			continue;
 		}
+		if (type != DT_REG)
+			continue;
 		err = stats_at(fd, de->d_name, bs, &f, &st);
 		if (err == -EINVAL) {
 			err = 0; /* replaced by something that is not a regular file: skip */
 		} else if (err) {
+			/* e.g. vanished since readdir() (ENOENT): counted with the reason */
 			err = maptbl_stats_acc_error(w->acc, child, err);
 		} else if (st.st_dev == s->dev || s->o->cross_mounts) {
 			f.path = child;
+			files++;
+			bytes += f.size;
 			err = file_done(w, &f);
 		}
-		free(child);
 		if (err)
 			break;
 	}
 	closedir(d);
+	if (s->o->progress) {
+		pthread_mutex_lock(&s->cb_lock);
+		s->files += files;
+		s->bytes += bytes;
+		s->o->progress(s->o->progress_ctx, s->files, s->bytes);
+		pthread_mutex_unlock(&s->cb_lock);
+	}
 	return err;
 }
 
@@ -1259,18 +1340,19 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		char *path;
+		struct dirjob job;
 		int err;
 
 		while (!s->ndirs && s->busy && !s->err)
 			pthread_cond_wait(&s->cond, &s->lock);
 		if (s->err || (!s->ndirs && !s->busy))
 			break;
-		path = s->dirs[--s->ndirs];
+		job = s->dirs[--s->ndirs];
+		s->nfds -= job.fd >= 0;
 		s->busy++;
 		pthread_mutex_unlock(&s->lock);
-		err = read_dir(w, path);
-		free(path);
+		err = read_dir(w, &job);
+		free(job.path);
 		pthread_mutex_lock(&s->lock);
 		s->busy--;
 		if (err && !s->err)
@@ -1344,7 +1426,7 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 	pthread_cond_init(&s.cond, NULL);
 	root = strdup(path);
 	w = calloc(n, sizeof(*w));
-	if (!root || !w || push_dir(&s, root)) {
+	if (!root || !w || push_dir(&s, root, -1)) {
 		free(root);
 		err = -ENOMEM;
 		goto out;
@@ -1378,11 +1460,17 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 	for (i = 0; !err && i < started; i++)
 		err = maptbl_stats_acc_merge(acc, w[i].acc);
 out:
-	for (i = 0; w && i < n; i++)
+	for (i = 0; w && i < n; i++) {
 		maptbl_stats_acc_free(w[i].acc);
+		free(w[i].buf);
+	}
 	free(w);
-	while (s.ndirs)
-		free(s.dirs[--s.ndirs]);
+	while (s.ndirs) {
+		s.ndirs--;
+		if (s.dirs[s.ndirs].fd >= 0)
+			close(s.dirs[s.ndirs].fd);
+		free(s.dirs[s.ndirs].path);
+	}
 	free(s.dirs);
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
