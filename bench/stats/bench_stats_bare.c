@@ -9,6 +9,8 @@
  *       instead of the count only. Prints "files N records R seconds S".
  *   maptbl-bench-stats-bare rss CMD [ARG...]
  *       runs CMD (stdout to /dev/null) and prints "rss_kib N status S" from wait4()'s rusage.
+ *   maptbl-bench-stats-bare mktree DIR N
+ *       makes N small files (1 to 4096 bytes) in DIR, 1000 to a subdirectory.
  *
  * The walk: a shared stack of directory descriptors, each opened with openat() relative to its
  * parent when the parent is read; workers pop a directory, readdir() it, push subdirectories,
@@ -264,13 +266,43 @@ static int rss(char **argv)
 	return 0;
 }
 
+static int mktree(const char *dir, long n)
+{
+	static char data[4096];
+	char path[4096];
+	long i;
+
+	memset(data, 'x', sizeof(data));
+	for (i = 0; i < n; i++) {
+		size_t len = (size_t)(i * 37 % 4096) + 1;
+		int fd;
+
+		if (!(i % 1000)) {
+			snprintf(path, sizeof(path), "%s/d%06ld", dir, i / 1000);
+			if (mkdir(path, 0755) && errno != EEXIST) {
+				perror(path);
+				return 1;
+			}
+		}
+		snprintf(path, sizeof(path), "%s/d%06ld/f%04ld", dir, i / 1000, i % 1000);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd)) {
+			perror(path);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "mktree"))
+		return mktree(argv[2], atol(argv[3]));
 	if (argc >= 3 && !strcmp(argv[1], "walk"))
 		return walk(argc - 2, argv + 2);
 	if (argc >= 3 && !strcmp(argv[1], "rss"))
 		return rss(argv + 2);
-	fprintf(stderr, "usage: %s walk [--threads N] [--records] DIR | rss CMD [ARG...]\n",
+	fprintf(stderr, "usage: %s walk [--threads N] [--records] DIR | rss CMD [ARG...] | mktree DIR N\n",
 		argv[0]);
 	return 2;
 }

@@ -247,6 +247,7 @@ static int dpush(struct dstack *s, ext2_ino_t ino, char *path)
 struct walk {
 	struct img *g;
 	struct dstack st;
+	ext2fs_inode_bitmap seen; /* directories queued: a corrupt image may loop */
 	bool names_only; /* summary mode: only name the top list's inodes */
 	int err;
 };
@@ -301,12 +302,20 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offs
 	(void)offset;
 	(void)blocksize;
 	(void)buf;
-	if (entry != DIRENT_OTHER_FILE || !de->inode)
+	if (entry != DIRENT_OTHER_FILE || !de->inode || de->inode > g->fs->super->s_inodes_count)
+		return 0;
+	/* libext2fs reports the ".." of an inline-data directory as an ordinary entry */
+	if (de->name[0] == '.' && (len == 1 || (len == 2 && de->name[1] == '.')))
 		return 0;
 	if (!ext2fs_has_feature_filetype(g->fs->super) || type == EXT2_FT_UNKNOWN)
 		type = ext2fs_check_directory(g->fs, de->inode) ? EXT2_FT_REG_FILE : EXT2_FT_DIR;
 	if (type != EXT2_FT_DIR && type != EXT2_FT_REG_FILE)
 		return 0;
+	if (type == EXT2_FT_DIR) {
+		if (ext2fs_test_inode_bitmap2(w->seen, de->inode))
+			return 0; /* a second name of a directory: a corrupt image */
+		ext2fs_mark_inode_bitmap2(w->seen, de->inode);
+	}
 	if (w->names_only && type == EXT2_FT_REG_FILE) {
 		for (i = 0; i < g->ntop; i++)
 			if (g->top[i].ino == de->inode && !g->top[i].path)
@@ -342,20 +351,28 @@ static int walk_tree(struct img *g, bool names_only)
 	errcode_t rc;
 	int err = 0;
 
-	if (!root || dpush(&w.st, EXT2_ROOT_INO, root)) {
+	rc = ext2fs_allocate_inode_bitmap(g->fs, "directories seen", &w.seen);
+	if (rc || !root || dpush(&w.st, EXT2_ROOT_INO, root)) {
+		if (!rc)
+			ext2fs_free_inode_bitmap(w.seen);
 		free(root);
 		return -ENOMEM;
 	}
+	ext2fs_mark_inode_bitmap2(w.seen, EXT2_ROOT_INO);
 	while (w.st.n && !err && !(names_only && g->nnamed == g->ntop)) {
 		struct dent d = w.st.d[--w.st.n];
 
 		g->dir_path = d.path;
+		/* inline-data directories are iterated too (no flag: that one is libext2fs's own) */
 		rc = ext2fs_dir_iterate2(g->fs, d.ino, 0, NULL, dir_cb, &w);
 		if (w.err)
 			err = w.err;
-		else if (rc)
+		else if (rc) {
+			mtfs_log(MAPTBL_LOG_DEBUG, "%s: directory %u: %s", d.path[0] ? d.path : "/",
+				 d.ino, error_message(rc));
 			err = count_error(g, d.path[0] ? d.path : "/", d.ino,
 					  rc == EXT2_ET_NO_MEMORY ? -ENOMEM : -EUCLEAN);
+		}
 		free(d.path);
 		g->dir_path = NULL;
 		if (!err && !names_only && g->o->progress)
@@ -364,6 +381,7 @@ static int walk_tree(struct img *g, bool names_only)
 	while (w.st.n)
 		free(w.st.d[--w.st.n].path);
 	free(w.st.d);
+	ext2fs_free_inode_bitmap(w.seen);
 	return err;
 }
 
@@ -377,7 +395,8 @@ static int scan_inodes(struct img *g, const char *image)
 	errcode_t rc;
 	int err = 0;
 
-	rc = ext2fs_open_inode_scan(g->fs, 0, &scan);
+	/* 1 MiB reads of the inode tables instead of the default 8 blocks */
+	rc = ext2fs_open_inode_scan(g->fs, (int)((1u << 20) / g->bs), &scan);
 	if (rc)
 		return e2fail("inode scan", image, rc);
 	for (;;) {
