@@ -14,7 +14,8 @@
 # bytes) written into a fresh loop-mounted ext4; peak RSS of maptbl stats on the mount and of
 # maptbl stats --image on the unmounted image (wait4() rusage).
 #
-# Environment: TREE, REPS, SIZES, WORKDIR (images, default ${TMPDIR:-/var/tmp}), MAPTBL, BARE.
+# Environment: TREE, REPS, SIZES, WORKDIR (images, default ${TMPDIR:-/var/tmp}), MAPTBL, BARE;
+# IMAGE: an image already made with mkfs.ext4 -d TREE (making one of /usr takes minutes).
 # Part 2 needs root and loop devices (else it is skipped and says so). Everything attached or
 # mounted is undone on exit.
 set -u
@@ -62,19 +63,24 @@ echo "# machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 104
 echo "# tree: $TREE, $(find "$TREE" -xdev -type f | wc -l) regular files"
 
 # The image of the same files.
-bytes=$(du -sxb "$TREE" | cut -f1)
-files=$(find "$TREE" -xdev | wc -l)
-truncate -s $((bytes * 13 / 10 + (1 << 30))) "$WORK/tree.img"
-mkfs.ext4 -q -F -N $((files * 12 / 10 + 65536)) -d "$TREE" "$WORK/tree.img" >/dev/null 2>&1 ||
-	{ echo "run.sh: mkfs.ext4 -d $TREE failed" >&2; exit 1; }
-echo "# image: mkfs.ext4 -d $TREE, $(du -h --apparent-size "$WORK/tree.img" | cut -f1) ($("$MAPTBL" stats --image "$WORK/tree.img" --json | grep -m1 -o '"files": [0-9]*' | grep -o '[0-9]*') regular inodes)"
+if [ -n "${IMAGE:-}" ]; then
+	IMG=$IMAGE
+else
+	IMG=$WORK/tree.img
+	bytes=$(du -sxb "$TREE" | cut -f1)
+	files=$(find "$TREE" -xdev | wc -l)
+	truncate -s $((bytes * 13 / 10 + (1 << 30))) "$IMG"
+	mkfs.ext4 -q -F -N $((files * 12 / 10 + 65536)) -d "$TREE" "$IMG" >/dev/null 2>&1 ||
+		{ echo "run.sh: mkfs.ext4 -d $TREE failed" >&2; exit 1; }
+fi
+echo "# image: mkfs.ext4 -d $TREE, $(du -h --apparent-size "$IMG" | cut -f1) ($("$MAPTBL" stats --image "$IMG" --json | grep -m1 -o '"files": [0-9]*' | grep -o '[0-9]*') regular inodes)"
 echo "# files measured: bare $("$BARE" walk "$TREE" | cut -d' ' -f2), maptbl stats $("$MAPTBL" stats --json "$TREE" 2>/dev/null | grep -m1 -o '"files": [0-9]*' | grep -o '[0-9]*')"
 
 # warm-up: every method once, results discarded
 filefrag_all >/dev/null 2>&1
 "$BARE" walk "$TREE" >/dev/null
 "$MAPTBL" stats "$TREE" >/dev/null 2>&1
-"$MAPTBL" stats --image "$WORK/tree.img" >/dev/null 2>&1
+"$MAPTBL" stats --image "$IMG" >/dev/null 2>&1
 for ((r = 0; r < REPS; r++)); do
 	timed filefrag filefrag_all
 	timed bare1 "$BARE" walk --threads 1 "$TREE"
@@ -82,7 +88,7 @@ for ((r = 0; r < REPS; r++)); do
 	timed bare2 "$BARE" walk --threads 2 "$TREE"
 	timed stats2 "$MAPTBL" stats --threads 2 "$TREE"
 	timed records1 "$BARE" walk --threads 1 --records "$TREE"
-	timed image "$MAPTBL" stats --image "$WORK/tree.img"
+	timed image "$MAPTBL" stats --image "$IMG"
 done
 echo "# median seconds of $REPS rounds (wall clock, including process start)"
 printf '%-44s %8s\n' method seconds
@@ -99,7 +105,7 @@ echo "stats 2 threads / bare 2 threads:  $(ratio "$(median stats2)" "$(median ba
 echo "records / count-only (bare, 1 t):  $(ratio "$(median records1)" "$(median bare1)")"
 echo "filefrag / stats 2 threads:        $(ratio "$(median filefrag)" "$(median stats2)")"
 echo "filefrag / image:                  $(ratio "$(median filefrag)" "$(median image)")  (goal >= 20)"
-rm -f "$WORK/tree.img"
+[ -z "${IMAGE:-}" ] && rm -f "$IMG"
 
 # Part 2: peak RSS as the tree grows.
 if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null; then

@@ -1130,6 +1130,8 @@ struct worker {
 	int err;
 	char *buf; /* the path of the entry at hand */
 	size_t cap;
+	uint32_t bs; /* the block size of filesystem bs_dev (0: not known yet) */
+	dev_t bs_dev;
 };
 
 /* Called with s->lock held. */
@@ -1261,7 +1263,11 @@ static int read_dir(struct worker *w, struct dirjob *j)
 		close(fd);
 		return 0;
 	}
-	bs = !fstatvfs(fd, &vfs) && vfs.f_bsize ? (uint32_t)vfs.f_bsize : 0;
+	if (!w->bs || st.st_dev != w->bs_dev) { /* one statfs per filesystem, not per directory */
+		w->bs = !fstatvfs(fd, &vfs) && vfs.f_bsize ? (uint32_t)vfs.f_bsize : 0;
+		w->bs_dev = st.st_dev;
+	}
+	bs = w->bs;
 	d = fdopendir(fd);
 	if (!d) {
 		err = errno;
