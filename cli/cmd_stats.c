@@ -8,15 +8,18 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <maptbl/stats.h>
 
 #include "cli.h"
+#include "stats_out.h"
 
 static const char *const stats_usage[] = {
-	"maptbl stats [--json | --per-file [--csv]] [--top N] [--threads N] [--cross-mounts]\n"
-	"             [PATH...]\n"
-	"       maptbl stats [--json] --merge FILE.json...",
+	"maptbl stats [--json | --yaml] [--per-file [--csv]] [--plot FILE.svg] [--top N]\n"
+	"             [--threads N] [--cross-mounts] [PATH...]\n"
+	"       maptbl stats [--json | --yaml] [--plot FILE.svg] [--top N] --merge FILE...",
 	"extents-per-file statistics of directory trees, and the cost of their tables",
 	"",
 	"Walks every PATH (default '.'), one filesystem each unless --cross-mounts, and measures",
@@ -29,26 +32,36 @@ static const char *const stats_usage[] = {
 	"",
 	"Options:",
 	"  --json           the summary as JSON; such outputs merge exactly with --merge",
+	"  --yaml           the same document as --json, in YAML (libyaml); merges the same way",
 	"  --per-file       one row per file instead of the summary: path, size, extents, records,",
-	"                   holes, unwritten, shared, table bytes, depth (TSV with a header line)",
+	"                   holes, unwritten, shared, table bytes, depth, table nodes (TSV with a",
+	"                   header line; with --json or --yaml a document of rows and errors)",
 	"  --csv            with --per-file: CSV instead of TSV",
+	"  --plot FILE.svg  also draw the histogram and the CDF of extents per file as an SVG",
+	"                   (written atomically; '-' writes it to stdout instead of the summary)",
 	"  --top N          keep the N most fragmented files (default 10)",
 	"  --threads N      walker threads (default: the online cores)",
 	"  --cross-mounts   descend into other filesystems",
-	"  --merge          the arguments are JSON outputs of 'maptbl stats --json': print their",
-	"                   merged summary (counts and histograms add up, no averages of averages);",
-	"                   the top list keeps the longest input's length unless --top is given",
+	"  --merge          the arguments are outputs of 'maptbl stats --json' or '--yaml': print",
+	"                   their merged summary (counts and histograms add up, no averages of",
+	"                   averages); the top list keeps the longest input's length unless --top",
+	"                   is given. *.json is read as JSON, *.yaml and *.yml as YAML, other",
+	"                   names as JSON when they begin with '{', else as YAML",
 	"  -h, --help       this text",
 	"",
 	"Files that vanish or fail during the walk are counted as errors with a reason and never",
 	"stop it. Exit status: 0 the walk finished (even with counted errors), 1 nothing could be",
-	"scanned or a --merge input is not valid stats JSON, 2 usage error, 3 a PATH or FILE given",
-	"could not be read.",
+	"scanned, a --merge input is not valid stats JSON or YAML, or the --plot file could not be",
+	"written, 2 usage error, 3 a PATH or FILE given could not be read.",
 	NULL,
 };
 
-struct rows {
+/* How the results are written. */
+struct out {
+	enum stats_fmt fmt;
 	bool csv;
+	const char *plot; /* --plot FILE.svg, or NULL */
+	struct stats_rows *rows; /* --per-file with --json or --yaml */
 };
 
 static void put_field(const char *s, bool csv)
@@ -81,15 +94,20 @@ static void put_field(const char *s, bool csv)
 
 static void per_file_row(void *ctx, const struct maptbl_file_stats *f)
 {
-	const struct rows *r = ctx;
+	struct out *r = ctx;
 	char sep = r->csv ? ',' : '\t';
 
+	if (r->rows) {
+		stats_rows_add(r->rows, f); /* a failure is reported by stats_rows_end() */
+		return;
+	}
 	put_field(f->path ? f->path : "", r->csv);
-	printf("%c%llu%c%llu%c%llu%c%llu%c%llu%c%llu%c%llu%c%u\n", sep,
+	printf("%c%llu%c%llu%c%llu%c%llu%c%llu%c%llu%c%llu%c%u%c%llu\n", sep,
 	       (unsigned long long)f->size, sep, (unsigned long long)f->extents, sep,
 	       (unsigned long long)f->records, sep, (unsigned long long)f->holes, sep,
 	       (unsigned long long)f->unwritten, sep, (unsigned long long)f->shared, sep,
-	       (unsigned long long)f->table_bytes, sep, f->table_depth);
+	       (unsigned long long)f->table_bytes, sep, f->table_depth, sep,
+	       (unsigned long long)f->table_nodes);
 }
 
 static double pct(uint64_t a, uint64_t b)
@@ -98,7 +116,7 @@ static double pct(uint64_t a, uint64_t b)
 }
 
 /* 1536 -> "1.5K"; exact below 1024. */
-static const char *human(uint64_t v, char *buf, size_t n)
+const char *stats_human(uint64_t v, char *buf, size_t n)
 {
 	static const char units[] = "KMGTPE";
 	double d = (double)v;
@@ -128,7 +146,7 @@ static void print_text(const struct maptbl_stats_acc *acc)
 	printf("files:         %llu (%llu errors)\n", (unsigned long long)s.files,
 	       (unsigned long long)maptbl_stats_acc_nr_errors(acc));
 	printf("bytes:         %llu (%s)\n", (unsigned long long)s.bytes,
-	       human(s.bytes, b1, sizeof(b1)));
+	       stats_human(s.bytes, b1, sizeof(b1)));
 	printf("extents:       %llu (%.2f per file)\n", (unsigned long long)s.extents,
 	       s.files ? (double)s.extents / (double)s.files : 0.0);
 	printf("records:       %llu, holes %llu (%llu files), unwritten %llu (%llu files), "
@@ -170,7 +188,7 @@ static void print_text(const struct maptbl_stats_acc *acc)
 
 			maptbl_stats_acc_top(acc, k, &t);
 			printf("%10llu %10s  %s\n", (unsigned long long)t.extents,
-			       human(t.size, b1, sizeof(b1)), t.path);
+			       stats_human(t.size, b1, sizeof(b1)), t.path);
 		}
 	}
 
@@ -182,7 +200,7 @@ static void print_text(const struct maptbl_stats_acc *acc)
 			continue;
 		printf("%-6s %10llu %8s %7.2f%% %7.2f%% %6llu %6llu %6llu %6llu %8llu %9.6f\n",
 		       maptbl_stats_size_class_name(i), (unsigned long long)c.files,
-		       human(c.bytes, b1, sizeof(b1)), pct(c.multi_files, c.files),
+		       stats_human(c.bytes, b1, sizeof(b1)), pct(c.multi_files, c.files),
 		       pct(c.multi_bytes, c.bytes), (unsigned long long)c.p50,
 		       (unsigned long long)c.p90, (unsigned long long)c.p99,
 		       (unsigned long long)c.p999, (unsigned long long)c.max, c.layout_score);
@@ -190,9 +208,9 @@ static void print_text(const struct maptbl_stats_acc *acc)
 
 	maptbl_stats_acc_depths(acc, depths);
 	printf("\ntables:        %llu bytes (%s), %llu nodes, %s per file\n",
-	       (unsigned long long)s.table_bytes, human(s.table_bytes, b1, sizeof(b1)),
+	       (unsigned long long)s.table_bytes, stats_human(s.table_bytes, b1, sizeof(b1)),
 	       (unsigned long long)s.table_nodes,
-	       human(s.files ? s.table_bytes / s.files : 0, b2, sizeof(b2)));
+	       stats_human(s.files ? s.table_bytes / s.files : 0, b2, sizeof(b2)));
 	printf("%-6s %10s %8s\n", "depth", "tables", "share");
 	for (i = 0; i < MAPTBL_STATS_DEPTHS; i++)
 		if (depths[i])
@@ -210,27 +228,197 @@ static void print_text(const struct maptbl_stats_acc *acc)
 	}
 }
 
-static int print_result(struct cli *cli, const struct maptbl_stats_acc *acc)
+/* The summary's JSON text and, when @doc is not NULL, its value. Returns an exit status. */
+static int summary_json(struct cli *cli, const struct maptbl_stats_acc *acc, char **js,
+			json_t **doc)
 {
-	char *js;
+	json_error_t jerr;
 	int err;
 
-	if (!cli->json) {
-		print_text(acc);
-		return EXIT_OK;
-	}
-	err = maptbl_stats_acc_to_json(acc, &js);
+	err = maptbl_stats_acc_to_json(acc, js);
 	if (err) {
 		cli_error(cli, "JSON output: %s", strerror(-err));
 		return EXIT_FAILED;
 	}
-	printf("%s\n", js);
-	free(js);
+	if (doc && !(*doc = json_loads(*js, 0, &jerr))) {
+		cli_error(cli, "JSON output: %s", jerr.text);
+		free(*js);
+		*js = NULL;
+		return EXIT_FAILED;
+	}
 	return EXIT_OK;
 }
 
+/* The plot first: when it cannot be written, nothing else is printed (one error, status 1). */
+static int print_result(struct cli *cli, const struct maptbl_stats_acc *acc, const struct out *o,
+			bool summary)
+{
+	json_t *doc = NULL;
+	char *js = NULL, *svg = NULL;
+	size_t len;
+	int err, status = EXIT_OK;
+
+	if (o->fmt == STATS_TEXT && !o->plot && summary) {
+		print_text(acc);
+		return EXIT_OK;
+	}
+	status = summary_json(cli, acc, &js, o->fmt == STATS_YAML || o->plot ? &doc : NULL);
+	if (status)
+		return status;
+	if (o->plot) {
+		err = stats_plot_svg(doc, &svg, &len);
+		if (!err)
+			err = cli_write_atomic(o->plot, svg, len);
+		free(svg);
+		if (err) {
+			cli_error(cli, "%s: %s", o->plot, strerror(-err));
+			status = EXIT_FAILED;
+			goto out;
+		}
+		if (!strcmp(o->plot, "-"))
+			goto out;
+	}
+	if (!summary)
+		goto out;
+	if (o->fmt == STATS_TEXT)
+		print_text(acc);
+	else if (o->fmt == STATS_JSON)
+		printf("%s\n", js);
+	else if ((err = stats_yaml_print(stdout, doc)))
+		status = EXIT_FAILED; /* a write error: main() reports it */
+out:
+	json_decref(doc);
+	free(js);
+	return status;
+}
+
+/* Checks that --plot FILE can be written before a walk that may take long. An exit status. */
+static int plot_target(struct cli *cli, const char *path)
+{
+	struct stat st;
+	char *dir, *slash;
+	int err = 0;
+
+	if (!strcmp(path, "-"))
+		return EXIT_OK;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cli_error(cli, "%s: %s", path, strerror(EISDIR));
+		return EXIT_FAILED;
+	}
+	dir = strdup(path);
+	if (!dir) {
+		cli_error(cli, "%s", strerror(ENOMEM));
+		return EXIT_FAILED;
+	}
+	slash = strrchr(dir, '/');
+	if (slash)
+		slash[slash == dir] = 0; /* "/x" -> "/", "a/b" -> "a" */
+	if (access(slash ? dir : ".", W_OK | X_OK))
+		err = errno;
+	free(dir);
+	if (err) {
+		cli_error(cli, "%s: %s", path, strerror(err));
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+/* Does @path end in @ext? */
+static bool has_ext(const char *path, const char *ext)
+{
+	size_t n = strlen(path), e = strlen(ext);
+
+	return n > e && !strcmp(path + n - e, ext);
+}
+
+/*
+ * One --merge input: JSON when named *.json, YAML when named *.yaml or *.yml, otherwise JSON
+ * when it begins with '{' and YAML when not. YAML becomes the same JSON value and is read by the
+ * same maptbl_stats_acc_from_json(). An exit status.
+ */
+static int read_input(struct cli *cli, const char *path, struct maptbl_stats_acc **out)
+{
+	const char *kind = "JSON", *why;
+	char *text = NULL, yerr[256];
+	json_t *v = NULL;
+	uint8_t *buf;
+	size_t len, i;
+	int err;
+
+	err = cli_read_file(path, &buf, &len);
+	if (err) {
+		cli_error(cli, "%s: %s", path, strerror(-err));
+		return EXIT_NOCHECK;
+	}
+	for (i = 0; i < len && strchr(" \t\r\n", buf[i]); i++)
+		;
+	if (has_ext(path, ".json") ||
+	    (!has_ext(path, ".yaml") && !has_ext(path, ".yml") && i < len && buf[i] == '{')) {
+		err = maptbl_stats_acc_from_json((const char *)buf, len, out);
+	} else {
+		kind = "YAML";
+		err = stats_yaml_parse((const char *)buf, len, &v, yerr, sizeof(yerr));
+		if (err == -EBADMSG) {
+			cli_error(cli, "%s: not valid stats YAML: %s", path, yerr);
+			free(buf);
+			return EXIT_FAILED;
+		}
+		if (!err && !json_is_object(v)) {
+			cli_error(cli, "%s: not valid stats YAML: not a mapping (not an output of "
+				  "maptbl stats --yaml)", path);
+			json_decref(v);
+			free(buf);
+			return EXIT_FAILED;
+		}
+		if (!err && !(text = json_dumps(v, JSON_COMPACT)))
+			err = -ENOMEM;
+		if (!err)
+			err = maptbl_stats_acc_from_json(text, strlen(text), out);
+		free(text);
+		json_decref(v);
+	}
+	free(buf);
+	if (err == -EBADMSG) {
+		why = cli_last_log() ? cli_last_log() : "malformed";
+		/* the reader's messages name JSON; for a YAML input only the reason counts */
+		if (!strcmp(kind, "YAML") && !strncmp(why, "stats JSON: ", 12))
+			why += 12;
+		cli_error(cli, "%s: not valid stats %s: %s", path, kind, why);
+		return EXIT_FAILED;
+	}
+	if (err) {
+		cli_error(cli, "%s: %s", path, strerror(-err));
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+/* Ends the --per-file document with the errors of the summary. An exit status. */
+static int end_rows(struct cli *cli, const struct maptbl_stats_acc *acc, struct out *o)
+{
+	json_t *doc = NULL;
+	char *js = NULL;
+	int st, err;
+
+	st = summary_json(cli, acc, &js, &doc);
+	if (!st) {
+		err = stats_rows_end(o->rows, json_object_get(doc, "errors"));
+		o->rows = NULL;
+		if (err == -ENOMEM) {
+			cli_error(cli, "%s", strerror(ENOMEM));
+			st = EXIT_FAILED;
+		} else if (err) {
+			st = EXIT_FAILED; /* a write error on stdout: main() reports it */
+		}
+	}
+	json_decref(doc);
+	free(js);
+	return st;
+}
+
 /* Reads every FILE first: the merged top list is as long as the longest input's, or --top. */
-static int do_merge(struct cli *cli, int argc, char **argv, uint32_t top, bool top_given)
+static int do_merge(struct cli *cli, int argc, char **argv, uint32_t top, bool top_given,
+		    const struct out *o)
 {
 	struct maptbl_stats_acc **in, *acc = NULL;
 	struct maptbl_stats_opts so;
@@ -242,26 +430,11 @@ static int do_merge(struct cli *cli, int argc, char **argv, uint32_t top, bool t
 		return EXIT_FAILED;
 	}
 	for (i = 0; i < argc; i++) {
-		uint8_t *buf;
-		size_t len;
+		int st = read_input(cli, argv[i], &in[i]);
 
-		err = cli_read_file(argv[i], &buf, &len);
-		if (err) {
-			cli_error(cli, "%s: %s", argv[i], strerror(-err));
-			if (!status)
-				status = EXIT_NOCHECK;
-			continue;
-		}
-		err = maptbl_stats_acc_from_json((const char *)buf, len, &in[i]);
-		free(buf);
-		if (err == -EBADMSG)
-			cli_error(cli, "%s: not valid stats JSON: %s", argv[i],
-				  cli_last_log() ? cli_last_log() : "malformed");
-		else if (err)
-			cli_error(cli, "%s: %s", argv[i], strerror(-err));
-		if (err && !status)
-			status = EXIT_FAILED;
-		if (!err && !top_given && maptbl_stats_acc_top_n(in[i]) > top)
+		if (st && !status)
+			status = st;
+		if (!st && !top_given && maptbl_stats_acc_top_n(in[i]) > top)
 			top = maptbl_stats_acc_top_n(in[i]);
 	}
 	if (!status) {
@@ -276,7 +449,7 @@ static int do_merge(struct cli *cli, int argc, char **argv, uint32_t top, bool t
 			cli_error(cli, "%s", strerror(-err));
 			status = EXIT_FAILED;
 		} else {
-			status = print_result(cli, acc);
+			status = print_result(cli, acc, o, true);
 		}
 	}
 	for (i = 0; i < argc; i++)
@@ -300,9 +473,11 @@ static int parse_count(struct cli *cli, const char *opt, const char *arg, uint64
 
 static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char **argv)
 {
-	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE };
+	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE, O_YAML, O_PLOT };
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "yaml", no_argument, NULL, O_YAML },
+		{ "plot", required_argument, NULL, O_PLOT },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "per-file", no_argument, NULL, O_PER_FILE },
 		{ "top", required_argument, NULL, O_TOP },
@@ -317,9 +492,10 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	struct maptbl_stats_opts so;
 	struct maptbl_scan_opts sc;
 	struct maptbl_stats_acc *acc = NULL;
-	struct rows rows;
+	struct out o = { .fmt = STATS_TEXT };
+	bool yaml = false;
 	char *const *paths;
-	int c, i, np, status = EXIT_OK, scanned = 0, err, first_err = 0;
+	int c, i, np, status = EXIT_OK, scanned = 0, err = 0, first_err = 0, st;
 	const char *first_path = NULL;
 
 	(void)cmd;
@@ -350,21 +526,37 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		case O_MERGE:
 			merge = true;
 			break;
+		case O_YAML:
+			yaml = true;
+			break;
+		case O_PLOT:
+			o.plot = optarg;
+			break;
 		default:
 			return cli_bad_option(cli, c, argv);
 		}
 	}
-	if (csv && !per_file)
-		return cli_usage_error(cli, "--csv needs --per-file");
-	if (per_file && cli->json)
-		return cli_usage_error(cli, "--per-file and --json do not go together");
+	if (yaml && cli->json)
+		return cli_usage_error(cli, "--json and --yaml do not go together");
+	o.fmt = cli->json ? STATS_JSON : yaml ? STATS_YAML : STATS_TEXT;
+	o.csv = csv;
+	if (csv && (!per_file || o.fmt != STATS_TEXT))
+		return cli_usage_error(cli, "--csv needs --per-file, without --json or --yaml");
+	if (o.plot && !*o.plot)
+		return cli_usage_error(cli, "--plot needs a file name");
+	if (o.plot && !strcmp(o.plot, "-") && (per_file || o.fmt != STATS_TEXT))
+		return cli_usage_error(cli, "--plot - writes the SVG to stdout: not with --json, "
+					    "--yaml or --per-file");
 	if (merge) {
 		if (per_file || cross || threads)
-			return cli_usage_error(cli, "--merge takes only --json and --top");
+			return cli_usage_error(cli, "--merge takes only --json, --yaml, --plot and --top");
 		if (optind >= argc)
-			return cli_usage_error(cli, "--merge needs at least one FILE.json");
-		return do_merge(cli, argc - optind, argv + optind, top_given ? top : 0, top_given);
+			return cli_usage_error(cli, "--merge needs at least one FILE");
 	}
+	if (o.plot && (err = plot_target(cli, o.plot)))
+		return err;
+	if (merge)
+		return do_merge(cli, argc - optind, argv + optind, top_given ? top : 0, top_given, &o);
 	paths = optind < argc ? argv + optind : dot;
 	np = optind < argc ? argc - optind : 1;
 
@@ -378,15 +570,22 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	maptbl_scan_opts_init(&sc, sizeof(sc));
 	sc.threads = threads;
 	sc.cross_mounts = cross;
-	rows.csv = csv;
 	if (per_file) {
 		sc.per_file = per_file_row;
-		sc.ctx = &rows;
-		if (csv)
-			printf("path,size,extents,records,holes,unwritten,shared,table_bytes,depth\n");
-		else
+		sc.ctx = &o;
+		if (o.fmt != STATS_TEXT)
+			err = stats_rows_begin(o.fmt, stdout, &o.rows);
+		if (err) {
+			cli_error(cli, "%s", strerror(-err));
+			maptbl_stats_acc_free(acc);
+			return EXIT_FAILED;
+		}
+		if (o.fmt == STATS_TEXT && csv)
+			printf("path,size,extents,records,holes,unwritten,shared,table_bytes,depth,"
+			       "table_nodes\n");
+		else if (o.fmt == STATS_TEXT)
 			printf("path\tsize\textents\trecords\tholes\tunwritten\tshared\ttable_bytes\t"
-			       "depth\n");
+			       "depth\ttable_nodes\n");
 	}
 	/*
 	 * A PATH that cannot be read is also counted in the summary, so that a JSON output (one
@@ -415,12 +614,11 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		uint64_t nerr = maptbl_stats_acc_nr_errors(acc);
 
 		maptbl_stats_acc_summary(acc, MAPTBL_STATS_ALL, &s, sizeof(s));
-		if (!per_file) {
-			int st = print_result(cli, acc);
-
-			if (st && !status)
-				status = st;
-		}
+		st = o.rows ? end_rows(cli, acc, &o) : EXIT_OK;
+		if (!st && (!per_file || o.plot))
+			st = print_result(cli, acc, &o, !per_file);
+		if (st && !status)
+			status = st;
 		if (nerr && !cli->json)
 			fprintf(stderr, "maptbl stats: %llu file%s or director%s could not be read\n",
 				(unsigned long long)nerr, nerr == 1 ? "" : "s",
@@ -428,6 +626,7 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		if (!s.files && nerr && !status)
 			status = EXIT_FAILED; /* nothing could be scanned */
 	}
+	stats_rows_free(o.rows);
 	maptbl_stats_acc_free(acc);
 	return status;
 }
