@@ -313,7 +313,11 @@ static int plot_target(struct cli *cli, const char *path)
 	slash = strrchr(dir, '/');
 	if (slash)
 		slash[slash == dir] = 0; /* "/x" -> "/", "a/b" -> "a" */
-	if (access(slash ? dir : ".", W_OK | X_OK))
+	if (stat(slash ? dir : ".", &st))
+		err = errno;
+	else if (!S_ISDIR(st.st_mode))
+		err = ENOTDIR;
+	else if (access(slash ? dir : ".", W_OK | X_OK))
 		err = errno;
 	free(dir);
 	if (err) {
