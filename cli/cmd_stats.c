@@ -134,6 +134,49 @@ const char *stats_human(uint64_t v, char *buf, size_t n)
 	return buf;
 }
 
+/* "0", "1", "2", "3-4", ... for histogram bucket @i. */
+static const char *bucket_name(int i, char *buf, size_t n)
+{
+	uint64_t lo, hi;
+
+	maptbl_stats_bucket_range((unsigned)i, &lo, &hi);
+	if (lo == hi)
+		snprintf(buf, n, "%llu", (unsigned long long)lo);
+	else
+		snprintf(buf, n, "%llu-%llu", (unsigned long long)lo, (unsigned long long)hi);
+	return buf;
+}
+
+/* The histogram of extents per file, one column per size class that has files. */
+static void print_class_histograms(const struct maptbl_stats_acc *acc)
+{
+	uint64_t h[MAPTBL_STATS_CLASSES][MAPTBL_STATS_BUCKETS];
+	int n[MAPTBL_STATS_CLASSES], rows = 0, i, c, w = 6;
+
+	for (c = 0; c < MAPTBL_STATS_CLASSES; c++) {
+		n[c] = maptbl_stats_acc_histogram(acc, c, h[c]);
+		rows = n[c] > rows ? n[c] : rows;
+		for (i = 0; i < n[c]; i++)
+			w = cli_digits(h[c][i], false) + 1 > w ? cli_digits(h[c][i], false) + 1 : w;
+	}
+	if (!rows)
+		return;
+	printf("\n%-21s", "extents per file");
+	for (c = 0; c < MAPTBL_STATS_CLASSES; c++)
+		if (n[c])
+			printf(" %*s", w, maptbl_stats_size_class_name(c));
+	printf("\n");
+	for (i = 0; i < rows; i++) {
+		char range[48];
+
+		printf("%-21s", bucket_name(i, range, sizeof(range)));
+		for (c = 0; c < MAPTBL_STATS_CLASSES; c++)
+			if (n[c])
+				printf(" %*llu", w, (unsigned long long)(i < n[c] ? h[c][i] : 0));
+		printf("\n");
+	}
+}
+
 static void print_text(const struct maptbl_stats_acc *acc)
 {
 	struct maptbl_stats_summary s, c;
@@ -167,17 +210,11 @@ static void print_text(const struct maptbl_stats_acc *acc)
 		w = cli_digits(h[i], false) > w ? cli_digits(h[i], false) : w;
 	printf("\n%-21s %*s %8s %8s\n", "extents per file", w, "files", "share", "cumul");
 	for (i = 0; i < n; i++) {
-		uint64_t lo, hi;
 		char range[48];
 
-		maptbl_stats_bucket_range((unsigned)i, &lo, &hi);
-		if (lo == hi)
-			snprintf(range, sizeof(range), "%llu", (unsigned long long)lo);
-		else
-			snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)lo,
-				 (unsigned long long)hi);
 		cum += h[i];
-		printf("%-21s %*llu %7.2f%% %7.2f%%\n", range, w, (unsigned long long)h[i],
+		printf("%-21s %*llu %7.2f%% %7.2f%%\n", bucket_name(i, range, sizeof(range)), w,
+		       (unsigned long long)h[i],
 		       pct(h[i], s.files), pct(cum, s.files));
 	}
 
@@ -192,19 +229,21 @@ static void print_text(const struct maptbl_stats_acc *acc)
 		}
 	}
 
-	printf("\n%-6s %10s %8s %8s %8s %6s %6s %6s %6s %8s %9s\n", "size", "files", "bytes",
-	       "frag%", "bytes%", "p50", "p90", "p99", "p99.9", "max", "layout");
+	printf("\n%-6s %10s %8s %8s %8s %6s %6s %6s %6s %8s %9s %8s\n", "size", "files", "bytes",
+	       "frag%", "bytes%", "p50", "p90", "p99", "p99.9", "max", "layout", "tables");
 	for (i = 0; i < MAPTBL_STATS_CLASSES; i++) {
 		maptbl_stats_acc_summary(acc, i, &c, sizeof(c));
 		if (!c.files)
 			continue;
-		printf("%-6s %10llu %8s %7.2f%% %7.2f%% %6llu %6llu %6llu %6llu %8llu %9.6f\n",
+		printf("%-6s %10llu %8s %7.2f%% %7.2f%% %6llu %6llu %6llu %6llu %8llu %9.6f %8s\n",
 		       maptbl_stats_size_class_name(i), (unsigned long long)c.files,
 		       stats_human(c.bytes, b1, sizeof(b1)), pct(c.multi_files, c.files),
 		       pct(c.multi_bytes, c.bytes), (unsigned long long)c.p50,
 		       (unsigned long long)c.p90, (unsigned long long)c.p99,
-		       (unsigned long long)c.p999, (unsigned long long)c.max, c.layout_score);
+		       (unsigned long long)c.p999, (unsigned long long)c.max, c.layout_score,
+		       stats_human(c.table_bytes, b2, sizeof(b2)));
 	}
+	print_class_histograms(acc);
 
 	maptbl_stats_acc_depths(acc, depths);
 	printf("\ntables:        %llu bytes (%s), %llu nodes, %s per file\n",
