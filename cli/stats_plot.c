@@ -155,17 +155,15 @@ static const char *grouped(uint64_t v, char *buf, size_t n)
 /* A tick step of 1, 2 or 5 times a power of ten, for at most about @ticks ticks up to @max. */
 static uint64_t nice_step(uint64_t max, unsigned ticks)
 {
-	uint64_t pow = 1;
+	uint64_t pow = 1, c = max / ticks + (max % ticks != 0); /* ceil(max / ticks) */
 
 	for (;;) {
-		if (max <= pow * ticks)
+		if (c <= pow)
 			return pow;
-		if (max <= 2 * pow * ticks)
+		if (c <= 2 * pow)
 			return 2 * pow;
-		if (max <= 5 * pow * ticks)
+		if (c <= 5 * pow || pow > UINT64_MAX / 100)
 			return 5 * pow;
-		if (pow > UINT64_MAX / 100)
-			return pow * 10;
 		pow *= 10;
 	}
 }
@@ -226,9 +224,11 @@ static void histogram(struct plot *p)
 		if (c > hmax)
 			hmax = c;
 	}
-	/* room above the highest bar for its label */
+	/* room above the highest bar for its label (counts read from JSON are below 2^63) */
 	step = nice_step(hmax ? hmax : 1, 5);
 	top = (hmax + hmax / 12 + step) / step * step;
+	if (top < hmax)
+		top = hmax;
 	scale = (H1_BOT - H1_TOP) / (double)top;
 	/* y axis: ticks, grid, label */
 	for (t = 0; t <= top; t += step) {
@@ -329,7 +329,6 @@ static void cdf(struct plot *p)
 	}
 	/* x ticks at 0, 1, 2, 4, 8, ...; labels thinned to 40 px apart */
 	for (k = 0; k <= (int)xmax; k++) {
-		uint64_t v = k ? UINT64_C(1) << (k - 1) : 0;
 		double x = LEFT + k * sx;
 
 		line(f, "axis", x, H2_BOT, x, H2_BOT + 5);
@@ -338,7 +337,7 @@ static void cdf(struct plot *p)
 		if (k > 17)
 			snprintf(buf, sizeof(buf), "2^%d", k - 1);
 		else
-			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+			snprintf(buf, sizeof(buf), "%llu", k ? 1ull << (k - 1) : 0ull);
 		text(f, x, H2_BOT + 18, "middle", NULL, buf);
 		lx = x;
 	}
