@@ -198,12 +198,47 @@ static void frame(FILE *f, double top, double bot, const char *ylabel, const cha
 		(top + bot) / 2, (top + bot) / 2, ylabel);
 }
 
-static void bucket_label(uint64_t lo, uint64_t hi, char *buf, size_t n)
+/* An axis number: exact below 1024, then powers of two as 1K, 2K, ... 1M, ... (K = 1024). */
+static void axis_num(uint64_t v, bool top, char *buf, size_t n)
+{
+	static const char units[] = "KMGTPE";
+	int u = -1;
+
+	if (top) { /* the last bucket ends at 2^64 - 1: 16E */
+		snprintf(buf, n, "16E");
+		return;
+	}
+	if (v < 1024 || (v & (v - 1))) {
+		snprintf(buf, n, "%llu", (unsigned long long)v);
+		return;
+	}
+	while (v >= 1024 && u < 5) {
+		v >>= 10;
+		u++;
+	}
+	snprintf(buf, n, "%llu%c", (unsigned long long)v, units[u]);
+}
+
+/* The full range for tooltips: "0", "3–4", "1025–2048". */
+static void bucket_range(uint64_t lo, uint64_t hi, char *buf, size_t n)
 {
 	if (lo == hi)
 		snprintf(buf, n, "%llu", (unsigned long long)lo);
 	else
 		snprintf(buf, n, "%llu–%llu", (unsigned long long)lo, (unsigned long long)hi);
+}
+
+/* The axis label: the range up to 1024, then "≤2K", "≤4K", ... */
+static void bucket_label(uint64_t lo, uint64_t hi, char *buf, size_t n)
+{
+	char h[16];
+
+	if (hi <= 1024) {
+		bucket_range(lo, hi, buf, n);
+		return;
+	}
+	axis_num(hi, hi == UINT64_MAX, h, sizeof(h));
+	snprintf(buf, n, "≤%s", h);
 }
 
 static void histogram(struct plot *p)
@@ -212,6 +247,7 @@ static void histogram(struct plot *p)
 	size_t n = json_array_size(p->hist), i;
 	uint64_t top = 0, step, t, hmax = 0;
 	double colw, scale;
+	size_t every = 1;
 	char buf[96], lbl[64];
 	json_t *b;
 
@@ -245,13 +281,23 @@ static void histogram(struct plot *p)
 		n = 1;
 	}
 	colw = (RIGHT - LEFT) / (double)n;
+	/* label every bucket when the widest label fits its column, else every second, third... */
+	json_array_foreach(p->hist, i, b) {
+		bool ok = true;
+		uint64_t lo = u64(b, "min", &ok), hi = u64(b, "max", &ok);
+		size_t len;
+
+		bucket_label(lo, hi, lbl, sizeof(lbl));
+		len = strlen(lbl) - (strstr(lbl, "–") || strstr(lbl, "≤") ? 2 : 0); /* UTF-8 */
+		if (len * (colw < 60 ? 6.5 : 7.5) + 10 > colw * every)
+			every = (size_t)ceil((len * (colw < 60 ? 6.5 : 7.5) + 10) / colw);
+	}
 	json_array_foreach(p->hist, i, b) {
 		bool ok = true;
 		uint64_t lo = u64(b, "min", &ok), hi = u64(b, "max", &ok), c = u64(b, "files", &ok);
 		double h = (double)c * scale, x = LEFT + colw * (double)i + colw * 0.1;
-		int every = colw < 34 ? (int)(34 / colw) + 1 : 1;
 
-		bucket_label(lo, hi, lbl, sizeof(lbl));
+		bucket_range(lo, hi, lbl, sizeof(lbl));
 		fprintf(f,
 			"<rect class=\"bar\" data-min=\"%llu\" data-max=\"%llu\" data-files=\"%llu\" "
 			"x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"><title>%s extents: %s "
@@ -262,14 +308,15 @@ static void histogram(struct plot *p)
 		if (c && colw >= 30)
 			text(f, x + colw * 0.4, H1_BOT - h - 5, "middle",
 			     "class=\"count\" font-size=\"11\"", grouped(c, buf, sizeof(buf)));
-		if (i % (size_t)every == 0) {
+		if (i % every == 0) {
+			bucket_label(lo, hi, lbl, sizeof(lbl));
 			line(f, "axis", x + colw * 0.4, H1_BOT, x + colw * 0.4, H1_BOT + 5);
 			text(f, x + colw * 0.4, H1_BOT + 18, "middle",
 			     colw < 60 ? "font-size=\"10\"" : NULL, lbl);
 		}
 	}
 	frame(f, H1_TOP, H1_BOT, "files",
-	      "extents per file (bucket; physical discontinuities, as filefrag counts them)");
+	      "extents per file (physical discontinuities, as filefrag counts them; K = 1024)");
 }
 
 /* The CDF's x position of an extent count: 0 at 0, then log2 (1 -> 1, 2 -> 2, 4 -> 3, ...). */
@@ -333,16 +380,13 @@ static void cdf(struct plot *p)
 
 		line(f, "axis", x, H2_BOT, x, H2_BOT + 5);
 		if (k && x - lx < 40)
-			continue;
-		if (k > 17)
-			snprintf(buf, sizeof(buf), "2^%d", k - 1);
-		else
-			snprintf(buf, sizeof(buf), "%llu", k ? 1ull << (k - 1) : 0ull);
+			continue; /* labels at least 40 px apart */
+		axis_num(k && k <= 64 ? UINT64_C(1) << (k - 1) : 0, k > 64, buf, sizeof(buf));
 		text(f, x, H2_BOT + 18, "middle", NULL, buf);
 		lx = x;
 	}
 	frame(f, H2_TOP, H2_BOT, "share with at most x extents",
-	      "extents per file (logarithmic above 1)");
+	      "extents per file (logarithmic above 1; K = 1024)");
 	if (!p->files) {
 		text(f, (LEFT + RIGHT) / 2, (H2_TOP + H2_BOT) / 2, "middle", NULL, "no files");
 		return;
