@@ -32,7 +32,7 @@
 #define JSON_FORMAT 1
 
 struct vc {
-	uint64_t value, count;
+	uint64_t value, count, bytes; /* bytes: st_size summed over those files */
 };
 
 struct sumry {
@@ -62,6 +62,7 @@ struct maptbl_stats_acc {
 	size_t ntop;
 	struct errent *errs; /* sorted by err */
 	size_t nerrs;
+	bool no_map_bytes; /* read from a JSON whose value map has no bytes: the maps' bytes are 0 */
 };
 
 /* ---- options ---- */
@@ -146,7 +147,7 @@ MAPTBL_API int maptbl_stats_bucket_range(unsigned idx, uint64_t *lo, uint64_t *h
 
 /* ---- the value map ---- */
 
-static int map_add(struct sumry *s, uint64_t value, uint64_t count)
+static int map_add(struct sumry *s, uint64_t value, uint64_t count, uint64_t bytes)
 {
 	size_t lo = 0, hi = s->nmap;
 
@@ -160,6 +161,7 @@ static int map_add(struct sumry *s, uint64_t value, uint64_t count)
 	}
 	if (lo < s->nmap && s->map[lo].value == value) {
 		s->map[lo].count += count;
+		s->map[lo].bytes += bytes;
 		return 0;
 	}
 	if (s->nmap == s->cap) {
@@ -174,6 +176,7 @@ static int map_add(struct sumry *s, uint64_t value, uint64_t count)
 	memmove(&s->map[lo + 1], &s->map[lo], (s->nmap - lo) * sizeof(*s->map));
 	s->map[lo].value = value;
 	s->map[lo].count = count;
+	s->map[lo].bytes = bytes;
 	s->nmap++;
 	return 0;
 }
@@ -328,7 +331,7 @@ static int acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f
 	if (!a || !f || f->table_depth >= MAPTBL_STATS_DEPTHS)
 		return -EINVAL;
 	s = &a->cls[maptbl_stats_size_class(f->size)];
-	err = map_add(s, f->extents, 1);
+	err = map_add(s, f->extents, 1, f->size);
 	if (err)
 		return err;
 	if (top) {
@@ -412,12 +415,14 @@ MAPTBL_API int maptbl_stats_acc_merge(struct maptbl_stats_acc *d, const struct m
 		return -EINVAL;
 	for (c = 0; c < MAPTBL_STATS_CLASSES; c++) {
 		for (i = 0; i < s->cls[c].nmap; i++) {
-			err = map_add(&d->cls[c], s->cls[c].map[i].value, s->cls[c].map[i].count);
+			err = map_add(&d->cls[c], s->cls[c].map[i].value, s->cls[c].map[i].count,
+				      s->cls[c].map[i].bytes);
 			if (err)
 				return err;
 		}
 		sum_add(&d->cls[c], &s->cls[c]);
 	}
+	d->no_map_bytes |= s->no_map_bytes;
 	for (i = 0; i < MAPTBL_STATS_DEPTHS; i++)
 		d->depths[i] += s->depths[i];
 	for (i = 0; i < s->ntop; i++) {
@@ -449,7 +454,8 @@ static int view(const struct maptbl_stats_acc *a, int c, struct sumry *t)
 			continue;
 		sum_add(t, &a->cls[i]);
 		for (j = 0; j < a->cls[i].nmap; j++)
-			if (map_add(t, a->cls[i].map[j].value, a->cls[i].map[j].count)) {
+			if (map_add(t, a->cls[i].map[j].value, a->cls[i].map[j].count,
+				    a->cls[i].map[j].bytes)) {
 				free(t->map);
 				return -ENOMEM;
 			}
@@ -699,8 +705,12 @@ static json_t *class_json(const struct maptbl_stats_acc *a, int c)
 	SUM_FIELDS(X)
 #undef X
 	for (i = 0; i < s->nmap; i++)
-		json_array_append_new(m, json_pack("[o,o]", jint(s->map[i].value),
-						   jint(s->map[i].count)));
+		json_array_append_new(m, a->no_map_bytes
+						 ? json_pack("[o,o]", jint(s->map[i].value),
+							     jint(s->map[i].count))
+						 : json_pack("[o,o,o]", jint(s->map[i].value),
+							     jint(s->map[i].count),
+							     jint(s->map[i].bytes)));
 	json_object_set_new(o, "extents_per_file", m);
 	add_derived(a, c, o);
 	return o;
@@ -775,10 +785,12 @@ static int get_u64(json_t *o, const char *key, uint64_t *v)
 	return 0;
 }
 
-static int class_from_json(struct sumry *s, json_t *o)
+/* A class; *no_bytes is set when a pair of its value map has no bytes (an older output). */
+static int class_from_json(struct sumry *s, json_t *o, bool *no_bytes)
 {
 	json_t *m, *p;
-	uint64_t files = 0;
+	uint64_t files = 0, bytes = 0;
+	bool all_bytes = true;
 	size_t i;
 	int err;
 
@@ -797,18 +809,30 @@ static int class_from_json(struct sumry *s, json_t *o)
 		return -EBADMSG;
 	}
 	json_array_foreach(m, i, p) {
-		json_t *v = json_array_get(p, 0), *c = json_array_get(p, 1);
+		json_t *v = json_array_get(p, 0), *c = json_array_get(p, 1), *b = json_array_get(p, 2);
+		size_t n = json_array_size(p);
 
-		if (json_array_size(p) != 2 || !json_is_integer(v) || !json_is_integer(c) ||
-		    json_integer_value(v) < 0 || json_integer_value(c) <= 0) {
-			mtfs_log(MAPTBL_LOG_ERROR,
-				 "stats JSON: \"extents_per_file\" holds a bad [extents, files] pair");
+		if ((n != 2 && n != 3) || !json_is_integer(v) || !json_is_integer(c) ||
+		    json_integer_value(v) < 0 || json_integer_value(c) <= 0 ||
+		    (b && (!json_is_integer(b) || json_integer_value(b) < 0))) {
+			mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: \"extents_per_file\" holds a bad "
+						   "[extents, files, bytes] entry");
 			return -EBADMSG;
 		}
-		err = map_add(s, (uint64_t)json_integer_value(v), (uint64_t)json_integer_value(c));
+		err = map_add(s, (uint64_t)json_integer_value(v), (uint64_t)json_integer_value(c),
+			      b ? (uint64_t)json_integer_value(b) : 0);
 		if (err)
 			return err;
 		files += (uint64_t)json_integer_value(c);
+		bytes += b ? (uint64_t)json_integer_value(b) : 0;
+		all_bytes &= b != NULL;
+	}
+	if (!all_bytes)
+		*no_bytes = true;
+	if (all_bytes && bytes != s->bytes) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: extents_per_file counts %llu bytes, not %llu",
+			 (unsigned long long)bytes, (unsigned long long)s->bytes);
+		return -EBADMSG;
 	}
 	if (files != s->files) {
 		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: extents_per_file counts %llu files, not %llu",
@@ -865,7 +889,7 @@ MAPTBL_API int maptbl_stats_acc_from_json(const char *text, size_t len,
 		goto out;
 	}
 	json_array_foreach(x, i, e) {
-		err = class_from_json(&a->cls[i], e);
+		err = class_from_json(&a->cls[i], e, &a->no_map_bytes);
 		if (err)
 			goto out;
 	}
