@@ -85,6 +85,9 @@ int mtfs_add_finding(struct maptbl_fs_map *m, uint64_t offset, uint64_t length, 
 /* Backends: fill m->rec and m->find for the open file @fd. */
 int mtfs_fiemap(struct maptbl_fs_map *m, int fd, uint32_t flags);
 int mtfs_xfs(struct maptbl_fs_map *m, int fd, uint32_t flags);
+/* btrfs (inode @ino of the open file @fd): also resolves the disk (m->disk, disk_offset, layers)
+ * from the btrfs device the extents are on. */
+int mtfs_btrfs(struct maptbl_fs_map *m, int fd, uint64_t ino, uint32_t flags);
 /* ext4 image: opens @image itself; fills disk, disk_size, file_size, fs_block_size too. */
 int mtfs_ext4_image(struct maptbl_fs_map *m, const char *image, const char *path);
 
