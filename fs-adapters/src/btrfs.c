@@ -38,6 +38,8 @@
 
 #include <btrfsutil.h>
 
+#include <maptbl/stats.h>
+
 #include "internal.h"
 
 /* Inode item flags (on-disk format; the kernel's fs/btrfs/btrfs_inode.h, not in the UAPI). */
@@ -407,6 +409,7 @@ struct bt_ctx {
 	uint64_t root, ino;
 	uint8_t *loi;		/* LOGICAL_INO_V2 buffer */
 	unsigned shared_logged;
+	bool by_refs;		/* statistics: judge sharing by reference counts */
 };
 
 /*
@@ -456,19 +459,78 @@ static int cmp_by_disk(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* The references the extent tree counts for the data extent at @bytenr (0 when unknown). */
+static uint64_t extent_refs(int fd, uint64_t bytenr)
+{
+	struct {
+		struct btrfs_ioctl_search_args_v2 a;
+		uint8_t buf[4096];
+	} s;
+	struct btrfs_ioctl_search_header sh;
+	struct btrfs_extent_item ei;
+
+	memset(&s.a, 0, sizeof(s.a));
+	s.a.key.tree_id = BTRFS_EXTENT_TREE_OBJECTID;
+	s.a.key.min_objectid = s.a.key.max_objectid = bytenr;
+	s.a.key.min_type = s.a.key.max_type = BTRFS_EXTENT_ITEM_KEY;
+	s.a.key.max_offset = UINT64_MAX;
+	s.a.key.max_transid = UINT64_MAX;
+	s.a.key.nr_items = 1;
+	s.a.buf_size = sizeof(s.buf);
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, &s.a) < 0 || s.a.key.nr_items < 1)
+		return 0;
+	memcpy(&sh, s.a.buf, sizeof(sh));
+	if (sh.objectid != bytenr || sh.type != BTRFS_EXTENT_ITEM_KEY || sh.len < sizeof(ei) ||
+	    sh.len > sizeof(s.buf) - sizeof(sh))
+		return 0;
+	memcpy(&ei, s.a.buf + sizeof(sh), sizeof(ei));
+	return le64toh(ei.refs);
+}
+
+/* Whether someone else references the extent at @bytenr, which @own items of this file
+ * reference: exactly (LOGICAL_INO_V2) for a table, by the extent tree's reference count for
+ * statistics (x->by_refs: cheaper, but it misses a snapshot whose leaves were not rewritten
+ * yet). 1, 0 or -errno. */
+static int extent_foreign(struct bt_ctx *x, uint64_t bytenr, size_t own)
+{
+	uint64_t root = 0, ino = 0;
+	int r;
+
+	if (x->by_refs)
+		return extent_refs(x->fd, bytenr) > own;
+	r = extent_foreign_ref(x, bytenr, &root, &ino);
+	if (r < 0) {
+		mtfs_log(MAPTBL_LOG_ERROR, "%s: BTRFS_IOC_LOGICAL_INO_V2: %s", x->m->path,
+			 strerror(-r));
+	} else if (r && root && x->shared_logged++ < 4) {
+		char *p = NULL;
+
+		if (btrfs_util_subvolume_path_fd(x->fd, root, &p) != BTRFS_UTIL_OK)
+			p = NULL;
+		mtfs_log(MAPTBL_LOG_INFO,
+			 "%s: the extent at btrfs logical %llu is shared with inode %llu of subvolume %llu (%s)",
+			 x->m->path, (unsigned long long)bytenr, (unsigned long long)ino,
+			 (unsigned long long)root, p ? (*p ? p : "the top level") : "?");
+		free(p);
+	}
+	return r;
+}
+
 /*
  * Marks in @shared[] (indexed like f->it) every item whose bytes another reference can reach:
- * another file or subvolume (LOGICAL_INO_V2, once per disk extent), or another range of this
+ * another file or subvolume (extent_foreign(), once per disk extent), or another range of this
  * file over the same bytes (a reflink inside the file: items of one disk extent whose
  * [offset, offset + num_bytes) overlap). Two ranges of one extent that do not overlap (what a
- * partial overwrite leaves) are not shared, as btrfs' own NOCOW check sees them.
+ * partial overwrite or a write into a prealloc extent leaves) are not shared, as btrfs' own
+ * NOCOW check sees them. *@nr_disk receives the number of distinct disk extents.
  */
-static int find_shared(struct bt_ctx *x, const struct bt_file *f, bool *shared)
+static int find_shared(struct bt_ctx *x, const struct bt_file *f, bool *shared, size_t *nr_disk)
 {
 	const struct bt_item **idx;
 	size_t i, n = 0;
 	int err = 0;
 
+	*nr_disk = 0;
 	idx = malloc((f->n ? f->n : 1) * sizeof(*idx));
 	if (!idx)
 		return -ENOMEM;
@@ -479,39 +541,26 @@ static int find_shared(struct bt_ctx *x, const struct bt_file *f, bool *shared)
 		qsort(idx, n, sizeof(*idx), cmp_by_disk);
 	for (i = 0; i < n;) {
 		size_t j = i, k;
-		uint64_t root = 0, ino = 0, end = 0;
-		int r = extent_foreign_ref(x, idx[i]->disk_bytenr, &root, &ino);
+		uint64_t end = 0;
+		int r;
 
-		if (r < 0) {
-			err = r;
-			mtfs_log(MAPTBL_LOG_ERROR, "%s: BTRFS_IOC_LOGICAL_INO_V2: %s", x->m->path,
-				 strerror(-r));
-			break;
-		}
-		if (r && root && x->shared_logged++ < 4) {
-			char *p = NULL;
-
-			if (btrfs_util_subvolume_path_fd(x->fd, root, &p) != BTRFS_UTIL_OK)
-				p = NULL;
-			mtfs_log(MAPTBL_LOG_INFO,
-				 "%s: the extent at btrfs logical %llu is shared with inode %llu of subvolume %llu (%s)",
-				 x->m->path, (unsigned long long)idx[i]->disk_bytenr,
-				 (unsigned long long)ino, (unsigned long long)root,
-				 p ? (*p ? p : "the top level") : "?");
-			free(p);
-		}
 		while (j < n && idx[j]->disk_bytenr == idx[i]->disk_bytenr)
 			j++;
+		(*nr_disk)++;
+		r = extent_foreign(x, idx[i]->disk_bytenr, j - i);
+		if (r < 0) {
+			err = r;
+			break;
+		}
 		for (k = i; k < j; k++) {
 			const struct bt_item *b = idx[k];
-			size_t at = (size_t)(b - f->it);
 
 			/* Sorted by offset: an overlap is with some earlier range's end. */
-			if (r || (k > i && b->offset < end))
-				shared[at] = true;
+			if (r)
+				shared[b - f->it] = true;
 			if (k > i && b->offset < end) {
-				/* the earlier overlapping item(s) too */
-				for (size_t e = i; e < k; e++)
+				shared[b - f->it] = true;
+				for (size_t e = i; e < k; e++) /* the earlier overlapping item(s) too */
 					if (idx[e]->offset + idx[e]->num_bytes > b->offset)
 						shared[idx[e] - f->it] = true;
 			}
@@ -796,7 +845,7 @@ int mtfs_btrfs(struct maptbl_fs_map *m, int fd, uint64_t ino, uint32_t flags)
 		err = -ENOMEM;
 		goto out;
 	}
-	if ((err = find_shared(&x, &f, shared)))
+	if ((err = find_shared(&x, &f, shared, &n)))
 		goto out;
 
 	for (i = 0; i < f.n; i++) {
@@ -857,5 +906,102 @@ out:
 	free(x.loi);
 	free(f.it);
 	chunk_map_free(&cm);
+	return err;
+}
+
+/* ---- statistics: one file, from its items (no FIEMAP) ------------------------------------- */
+
+int mtfs_btrfs_measure(int fd, uint64_t ino, uint64_t size, uint32_t bs,
+		       struct maptbl_file_stats *out)
+{
+	struct bt_ctx x = { .fd = fd, .ino = ino, .by_refs = true };
+	struct bt_file f;
+	bool *shared = NULL;
+	uint64_t end = 0, bytes = 0, last_lo = 0, last_phys = 0, last_len = 0;
+	uint64_t t_lend = 0, t_pend = 0, t_len = 0;
+	bool any = false, t_unw = false;
+	struct maptbl_build_opts bo;
+	struct maptbl_estimate est;
+	size_t i, n = 0;
+	int err = read_file_items(fd, ino, &f);
+
+	if (err)
+		goto out;
+	if (!f.have_inode) {
+		err = -ENOENT; /* unlinked between the open and the search */
+		goto out;
+	}
+	for (i = 0; i < f.n; i++) {
+		const struct bt_item *b = &f.it[i];
+		uint64_t len = b->type == BTRFS_FILE_EXTENT_INLINE ? b->ram_bytes : b->num_bytes;
+		uint64_t phys = b->disk_bytenr + b->offset; /* btrfs logical, as filefrag sees it */
+		bool unw = b->type == BTRFS_FILE_EXTENT_PREALLOC;
+
+		if (b->type != BTRFS_FILE_EXTENT_INLINE && !b->disk_bytenr)
+			continue; /* explicit hole */
+		/* Records as FIEMAP would give them, counted as filefrag counts extents (a new one
+		 * when the address continues neither logically nor densely). */
+		out->records++;
+		if (b->type == BTRFS_FILE_EXTENT_INLINE) {
+			out->inline_extents++;
+			phys = 0;
+		}
+		if (b->type != BTRFS_FILE_EXTENT_INLINE && (b->compression || b->other_encoding)) {
+			out->compressed++;
+			phys = b->disk_bytenr; /* FIEMAP's address of an encoded extent */
+		}
+		if (!any || (b->file_off != 0 && phys != last_phys + (b->file_off - last_lo) &&
+			     phys != last_phys + last_len))
+			out->extents++;
+		if (b->file_off > end || (!any && b->file_off > 0))
+			out->holes++;
+		out->unwritten += unw;
+		bytes += len;
+		/* The table's extents: contiguous records of one kind merged. */
+		if (any && unw == t_unw && b->file_off == t_lend && phys == t_pend) {
+			t_len += len;
+		} else {
+			if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
+				out->table_long++;
+			out->table_extents++;
+			t_len = len;
+			t_unw = unw;
+		}
+		t_lend = b->file_off + len;
+		t_pend = phys + len;
+		last_lo = b->file_off, last_phys = phys, last_len = len;
+		any = true;
+		if (b->file_off + len > end)
+			end = b->file_off + len;
+	}
+	if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
+		out->table_long++;
+	if (size > end)
+		out->holes++;
+	out->blocks = (bytes + bs - 1) / bs;
+
+	/* Shared records, and each disk extent counted once. */
+	shared = calloc(f.n ? f.n : 1, sizeof(*shared));
+	if (!shared) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if ((err = find_shared(&x, &f, shared, &n)))
+		goto out;
+	out->disk_extents = n;
+	for (i = 0; i < f.n; i++)
+		out->shared += shared[i];
+
+	maptbl_build_opts_init(&bo, sizeof(bo));
+	bo.block_size = bs >= MAPTBL_MIN_BLOCK_SIZE && bs <= MAPTBL_MAX_BLOCK_SIZE ? bs : 0;
+	err = maptbl_table_estimate(out->table_extents, out->table_long, &bo, &est);
+	if (!err) {
+		out->table_bytes = est.bytes;
+		out->table_nodes = est.nodes;
+		out->table_depth = est.depth;
+	}
+out:
+	free(shared);
+	free(f.it);
 	return err;
 }

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -996,6 +998,7 @@ static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_sta
 static int stats_at(int dirfd, const char *name, uint32_t bs, struct maptbl_file_stats *out,
 		    struct stat *st)
 {
+	struct statfs sfs;
 	int fd, err, flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW;
 
 	memset(out, 0, sizeof(*out));
@@ -1020,7 +1023,12 @@ static int stats_at(int dirfd, const char *name, uint32_t bs, struct maptbl_file
 	}
 	out->size = (uint64_t)st->st_size;
 	out->block_size = bs;
-	err = measure_fd(fd, out->size, bs, out);
+	/* btrfs: the extent items (compressed, inline, prealloc, shared), not FIEMAP. */
+	err = -EPERM;
+	if (fstatfs(fd, &sfs) == 0 && (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC)
+		err = mtfs_btrfs_measure(fd, (uint64_t)st->st_ino, out->size, bs, out);
+	if (err == -EPERM) /* not btrfs, or no CAP_SYS_ADMIN for the tree search */
+		err = measure_fd(fd, out->size, bs, out);
 out:
 	close(fd);
 	return err;
