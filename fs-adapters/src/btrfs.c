@@ -882,8 +882,14 @@ int mtfs_btrfs(struct maptbl_fs_map *m, int fd, uint64_t ino, uint32_t flags)
 			 (unsigned long long)table_dev, err == -ENODEV ? "missing" : strerror(-err));
 		goto out;
 	}
-	if (stat(path, &st) < 0 || !S_ISBLK(st.st_mode)) {
-		err = errno && !S_ISBLK(st.st_mode) ? -errno : -ENOTBLK;
+	if (stat(path, &st) < 0) {
+		err = -errno;
+		mtfs_log(MAPTBL_LOG_ERROR, "%s: btrfs device %llu: %s: %s", m->path,
+			 (unsigned long long)table_dev, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISBLK(st.st_mode)) {
+		err = -EOPNOTSUPP;
 		mtfs_log(MAPTBL_LOG_ERROR, "%s: btrfs device %llu: %s is not a block device", m->path,
 			 (unsigned long long)table_dev, path);
 		goto out;
