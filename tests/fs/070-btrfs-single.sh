@@ -3,7 +3,8 @@
 # Tables from files on a one-device btrfs (loop device, NO_HOLES as mkfs.btrfs makes it now): for
 # NOCOW files written, fallocated, sparse and fragmented, the extents equal filefrag's translated
 # through btrfs-progs' reading of the chunk tree, and 'maptbl cat' equals the file read through
-# the filesystem (the proof the chunk map is right). Copy-on-write, inline, compressed, reflinked
+# the filesystem (the proof the chunk map is right). Without CAP_SYS_ADMIN: status 3, saying why.
+# Copy-on-write, inline, compressed, reflinked
 # and snapshotted files are refused for a writable table with their rule and byte range; what is
 # safe for reads is accepted --read-only. After a snapshot and a write, and after 'btrfs balance',
 # 'verify --against' catches the moved data.
@@ -65,6 +66,15 @@ read_only_ok() {
 	check "$1: accepted --read-only" "$MAPTBL" build "$1" --read-only -o "$t" -q 2>/dev/null &&
 		check "$1: read-only: maptbl cat equals the file" cat_matches "$t" "$1"
 }
+
+# Without CAP_SYS_ADMIN the btrfs trees cannot be searched: status 3, and the message says why.
+if command -v setpriv >/dev/null; then
+	chmod 755 "$WORK" "$MNT"
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$MAPTBL" build contig -o /dev/null 2>&1)
+	check "not root: could not check (status 3)" test $? = 3
+	check "not root: the message names CAP_SYS_ADMIN" grep -q "needs CAP_SYS_ADMIN" <<<"$out"
+	echo "  $out"
+fi
 
 # Copy-on-write (no chattr +C): data checksums and COW; reads are fine.
 dd if=/dev/urandom of=cow bs=1M count=4 status=none

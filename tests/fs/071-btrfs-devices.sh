@@ -4,7 +4,8 @@
 # devices: a file whose data is all on one device maps to that device's image (its extents equal
 # filefrag's translated through btrfs-progs' reading of the chunk tree, and 'maptbl cat' equals
 # the file); a file whose data spans both devices is refused, writable and read-only, naming the
-# other device.
+# other device. After 'btrfs device remove' of the second device, 'verify --against' catches the
+# moved file.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/btrfs-lib.sh"
 need_root_and_loop
@@ -15,7 +16,7 @@ attach "$WORK/d1.img"
 D1=$DEV
 attach "$WORK/d2.img"
 D2=$DEV
-mkfs.btrfs -q -f -d single -m raid1 "$D1" "$D2" >/dev/null 2>&1 || { echo "mkfs.btrfs failed"; exit 1; }
+mkfs.btrfs -q -f -d single -m dup "$D1" "$D2" >/dev/null 2>&1 || { echo "mkfs.btrfs failed"; exit 1; }
 bmount "$D1" b
 cd "$MNT"
 BS=4096
@@ -65,5 +66,18 @@ check "span: the message names the other device" grep -q "some extents on device
 check "span: refused --read-only too" eval '! "$MAPTBL" build span --read-only -o "$WORK/span.mtb" 2>/dev/null'
 check "span: no table written" test ! -e "$WORK/span.mtb"
 echo "$out" | sed 's/^/  /'
+
+# 'btrfs device remove' moves the second device's chunks to the first: a table of a file that was
+# on the second device is stale (another disk), and a new one maps the first.
+rm -f span
+f=${files2[0]}
+check "btrfs device remove" btrfs device remove "$D2" "$MNT"
+out=$("$MAPTBL" verify "$WORK/$f.mtb" --against "$f" 2>&1)
+check "after device remove: verify --against fails (status 1)" test $? = 1
+check "after device remove: it names the new disk" grep -q "stale: it maps disk $WORK/d2.img, but $f is now on $WORK/d1.img" <<<"$out"
+echo "  $out"
+"$MAPTBL" build "$f" -o "$WORK/$f-2.mtb" -q 2>/dev/null
+check "after device remove: a new table maps device 1's image" test "$(disk_of "$WORK/$f-2.mtb")" = "$WORK/d1.img"
+check "after device remove: its cat equals the file" cat_matches "$WORK/$f-2.mtb" "$f"
 cd /
 finish
