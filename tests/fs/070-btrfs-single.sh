@@ -4,9 +4,8 @@
 # NOCOW files written, fallocated, sparse and fragmented, the extents equal filefrag's translated
 # through btrfs-progs' reading of the chunk tree, and 'maptbl cat' equals the file read through
 # the filesystem (the proof the chunk map is right). Without CAP_SYS_ADMIN: status 3, saying why.
-# Copy-on-write, inline, compressed, reflinked
-# and snapshotted files are refused for a writable table with their rule and byte range; what is
-# safe for reads is accepted --read-only. After a snapshot and a write, and after 'btrfs balance',
+# Copy-on-write, inline, compressed, reflinked and snapshotted files are refused for a writable
+# table with their rule and byte range; what is safe for reads is accepted --read-only. After a snapshot and a write, and after 'btrfs balance',
 # 'verify --against' catches the moved data.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/btrfs-lib.sh"
