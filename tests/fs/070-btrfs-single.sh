@@ -66,6 +66,12 @@ read_only_ok() {
 		check "$1: read-only: maptbl cat equals the file" cat_matches "$t" "$1"
 }
 
+# FIEMAP on btrfs gives btrfs logical addresses: --source fiemap is refused there.
+out=$("$MAPTBL" build contig --source fiemap -o "$WORK/f.mtb" 2>&1)
+check "--source fiemap on btrfs: refused (status 1)" test $? = 1
+check "--source fiemap on btrfs: says why" grep -q "FIEMAP gives btrfs logical addresses" <<<"$out"
+check "--source btrfs is the default there" cmp <("$MAPTBL" build contig --source btrfs -o - 2>/dev/null) "$WORK/contig.mtb"
+
 # Without CAP_SYS_ADMIN the btrfs trees cannot be searched: status 3, and the message says why.
 if command -v setpriv >/dev/null; then
 	chmod 755 "$WORK" "$MNT"
