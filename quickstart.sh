@@ -28,7 +28,8 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 # what the tests use: cmocka for unit tests, diffutils/gawk for the CLI tests, mkfs, filefrag,
 # xfs_bmap, sfdisk, losetup and dmsetup for the tests on real filesystems.
 packages=(gcc make cmake pkg-config libc6-dev libcmocka-dev libjansson-dev diffutils gawk
-	libext2fs-dev xfslibs-dev libdevmapper-dev e2fsprogs xfsprogs fdisk util-linux mount dmsetup)
+	libext2fs-dev xfslibs-dev libdevmapper-dev e2fsprogs xfsprogs fdisk util-linux mount dmsetup
+	btrfs-progs libbtrfsutil-dev)
 # maptbl stats --yaml (libyaml); its tests: xmllint checks the --plot SVG, python3-yaml reads the YAML.
 packages+=(libyaml-dev libxml2-utils python3 python3-yaml)
 

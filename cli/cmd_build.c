@@ -21,12 +21,14 @@ static const char *const build_usage[] = {
 	"       maptbl build --extents LIST -o TABLE [OPTIONS]",
 	"build a table from a file or an extent list",
 	"",
-	"FILE is a file on ext4, XFS or any filesystem with FIEMAP, on a disk, a partition, a",
-	"loop device or a linear device-mapper target; its extents are made absolute on the disk",
-	"a device sees. With --image IMG, FILE is a path inside the unmounted ext4 image IMG.",
+	"FILE is a file on ext4, XFS, btrfs or any filesystem with FIEMAP, on a disk, a",
+	"partition, a loop device or a linear device-mapper target; its extents are made",
+	"absolute on the disk a device sees (on btrfs through the chunk tree, on the device the",
+	"file is on). With --image IMG, FILE is a path inside the unmounted ext4 image IMG.",
 	"The file is synced first; delalloc, inline, encoded, encrypted, shared, unaligned and",
-	"other-device extents are refused, each with its byte range and rule. The default TABLE",
-	"is the file's name with .mtb in the current directory.",
+	"other-device extents are refused, each with its byte range and rule; on btrfs also",
+	"copy-on-write or checksummed files and DUP/RAID data (cow, checksummed, profile). The",
+	"default TABLE is the file's name with .mtb in the current directory.",
 	"",
 	"LIST is a text file, or - for standard input: one extent a line,",
 	"  LOGICAL PHYSICAL LENGTH [unwritten]",
@@ -44,9 +46,12 @@ static const char *const build_usage[] = {
 	"  -n, --node-size BYTES     node size, a power of two 256..65536 (default 4096)",
 	"  -f, --fill PERCENT        fill nodes to this percentage of capacity, 1..100 (default 100)",
 	"  -g, --generation N        initial generation number (default 0)",
-	"  -r, --read-only           a table for a read-only VF: shared extents are allowed",
+	"  -r, --read-only           a table for a read-only VF: shared extents are allowed, and",
+	"                            on btrfs cow and checksummed files, DUP/RAID1/RAID10 data",
+	"                            (read from the first copy)",
 	"  -i, --image IMG           FILE is a path inside this ext4 image or unmounted device",
-	"  -S, --source SRC          fiemap, xfs or ext4-image (default: from the filesystem)",
+	"  -S, --source SRC          fiemap, xfs, btrfs or ext4-image (default: from the",
+	"                            filesystem)",
 	"  -q, --quiet               do not print the summary",
 	"  -h, --help                this text",
 	NULL,
@@ -158,6 +163,7 @@ static int map_file(struct cli *cli, const char *file, const char *image, uint32
 		    uint32_t bs, bool read_only, struct maptbl_fs_map **out)
 {
 	struct maptbl_fs_opts fo;
+	bool other_dev = false;
 	size_t i;
 	int err;
 
@@ -185,8 +191,11 @@ static int map_file(struct cli *cli, const char *file, const char *image, uint32
 			  maptbl_fs_rule_name(f->rule), read_only ? "read-only" : "writable",
 			  !read_only && !(f->refuses & MAPTBL_FS_REFUSES_READONLY)
 				  ? " (--read-only allows it)" : "");
+		other_dev |= f->rule == MAPTBL_FS_RULE_OTHER_DEVICE;
 		err = -EINVAL;
 	}
+	if (other_dev) /* which devices: the layers name them (btrfs) */
+		cli_error(cli, "%s: %s", file, maptbl_fs_map_layers(*out));
 	if (err) {
 		maptbl_fs_map_free(*out);
 		*out = NULL;
@@ -203,6 +212,8 @@ static int parse_source(const char *s, uint32_t *out)
 		*out = MAPTBL_FS_SOURCE_XFS;
 	else if (!strcmp(s, "ext4-image"))
 		*out = MAPTBL_FS_SOURCE_EXT4_IMAGE;
+	else if (!strcmp(s, "btrfs"))
+		*out = MAPTBL_FS_SOURCE_BTRFS;
 	else
 		return -EINVAL;
 	return 0;
@@ -271,7 +282,7 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 			break;
 		case 'S':
 			if (parse_source(optarg, &source))
-				return cli_usage_error(cli, "--source '%s' is not fiemap, xfs or ext4-image",
+				return cli_usage_error(cli, "--source '%s' is not fiemap, xfs, btrfs or ext4-image",
 						       optarg);
 			break;
 		case 'b':
@@ -324,6 +335,12 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 			return status;
 		bs = maptbl_fs_map_block_size(fm);
 		ext = maptbl_fs_map_extents(fm, &nr);
+		if (maptbl_fs_map_source(fm) == MAPTBL_FS_SOURCE_BTRFS)
+			fprintf(stderr,
+				"maptbl build: note: %s is on btrfs: a balance, a device remove, replace or resize,\n"
+				"  a defragmentation, or a write after a snapshot moves its data; the table is then\n"
+				"  stale (check with 'maptbl verify TABLE --against %s')\n",
+				file, file);
 		if (!out_path) {
 			const char *base = strrchr(file, '/');
 

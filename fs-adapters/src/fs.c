@@ -90,6 +90,12 @@ MAPTBL_API const char *maptbl_fs_rule_name(uint32_t rule)
 		return "other-device";
 	case MAPTBL_FS_RULE_UNKNOWN:
 		return "unknown-location";
+	case MAPTBL_FS_RULE_COW:
+		return "cow";
+	case MAPTBL_FS_RULE_CHECKSUMMED:
+		return "checksummed";
+	case MAPTBL_FS_RULE_PROFILE:
+		return "profile";
 	}
 	return "?";
 }
@@ -234,6 +240,7 @@ MAPTBL_API int maptbl_fs_map_file(const char *path, const struct maptbl_fs_opts 
 	struct maptbl_fs_map *m;
 	struct statfs sfs;
 	struct stat st;
+	bool is_btrfs;
 	int fd = -1, err;
 
 	if (!path || !out)
@@ -248,7 +255,7 @@ MAPTBL_API int maptbl_fs_map_file(const char *path, const struct maptbl_fs_opts 
 		for (size_t i = sizeof(o); i < opts->sz; i++)
 			if (((const uint8_t *)opts)[i])
 				return -EINVAL;
-		if (o.reserved || o.source > MAPTBL_FS_SOURCE_EXT4_IMAGE || (o.flags & ~MAPTBL_FS_NO_SYNC))
+		if (o.reserved || o.source > MAPTBL_FS_SOURCE_BTRFS || (o.flags & ~MAPTBL_FS_NO_SYNC))
 			return -EINVAL;
 	}
 	if (o.block_size && (o.block_size < MAPTBL_MIN_BLOCK_SIZE ||
@@ -293,29 +300,35 @@ MAPTBL_API int maptbl_fs_map_file(const char *path, const struct maptbl_fs_opts 
 		}
 		m->file_size = (uint64_t)st.st_size;
 		m->fs_block_size = (uint32_t)st.st_blksize;
-		if (major(st.st_dev) == 0 || (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC) {
+		is_btrfs = (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC;
+		if (major(st.st_dev) == 0 && !is_btrfs) {
 			const char *name = fs_type_name(sfs.f_type);
 
 			mtfs_log(MAPTBL_LOG_ERROR,
-				 "%s: on %s%s, which has no block device a controller could read: refused",
-				 path, name ? name : "a filesystem",
-				 (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC
-					 ? " (btrfs addresses need the chunk map: not supported yet)"
-					 : "");
+				 "%s: on %s, which has no block device a controller could read: refused",
+				 path, name ? name : "a filesystem");
 			err = -EOPNOTSUPP;
 			goto fail;
 		}
 		snprintf(m->layers, sizeof(m->layers), "%s",
 			 fs_type_name(sfs.f_type) ? fs_type_name(sfs.f_type) : "filesystem");
-		err = mtfs_resolve_blkdev(m, st.st_dev);
-		if (err)
+		/* btrfs: the device comes from the chunk map (st_dev is an anonymous device). */
+		if (!is_btrfs && (err = mtfs_resolve_blkdev(m, st.st_dev)))
 			goto fail;
 		if (!o.source)
-			o.source = (unsigned long)sfs.f_type == XFS_SUPER_MAGIC ? MAPTBL_FS_SOURCE_XFS
-										 : MAPTBL_FS_SOURCE_FIEMAP;
+			o.source = is_btrfs ? MAPTBL_FS_SOURCE_BTRFS
+			: (unsigned long)sfs.f_type == XFS_SUPER_MAGIC ? MAPTBL_FS_SOURCE_XFS
+								       : MAPTBL_FS_SOURCE_FIEMAP;
 		m->source = o.source;
 		if (o.source == MAPTBL_FS_SOURCE_XFS && (unsigned long)sfs.f_type != XFS_SUPER_MAGIC) {
 			mtfs_log(MAPTBL_LOG_ERROR, "%s: --source xfs on a file that is not on XFS", path);
+			err = -EINVAL;
+			goto fail;
+		}
+		if ((o.source == MAPTBL_FS_SOURCE_BTRFS) != is_btrfs) {
+			mtfs_log(MAPTBL_LOG_ERROR, is_btrfs
+				 ? "%s: on btrfs, FIEMAP gives btrfs logical addresses, not device offsets: use the btrfs source"
+				 : "%s: --source btrfs on a file that is not on btrfs", path);
 			err = -EINVAL;
 			goto fail;
 		}
@@ -340,8 +353,9 @@ MAPTBL_API int maptbl_fs_map_file(const char *path, const struct maptbl_fs_opts 
 					goto fail;
 			}
 		}
-		err = o.source == MAPTBL_FS_SOURCE_XFS ? mtfs_xfs(m, fd, o.flags)
-						       : mtfs_fiemap(m, fd, o.flags);
+		err = o.source == MAPTBL_FS_SOURCE_XFS	  ? mtfs_xfs(m, fd, o.flags)
+		      : o.source == MAPTBL_FS_SOURCE_BTRFS ? mtfs_btrfs(m, fd, st.st_ino, o.flags)
+							   : mtfs_fiemap(m, fd, o.flags);
 		if (err)
 			goto fail;
 		close(fd);

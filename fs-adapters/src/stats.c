@@ -17,7 +17,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -1075,10 +1076,14 @@ static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_sta
 	return mtfs_count_finish(&c, f, size);
 }
 
-/* Opens, checks and measures; *st receives the file's stat. */
-static int stats_at(int dirfd, const char *name, uint32_t bs, struct maptbl_file_stats *out,
-		    struct stat *st)
+/*
+ * Opens, checks and measures; *st receives the file's stat. BTRFS: 1 or 0 when the caller knows
+ * whether the file is on btrfs (the walk asks once per filesystem), -1 to ask here.
+ */
+static int stats_at(int dirfd, const char *name, uint32_t bs, int btrfs,
+		    struct maptbl_file_stats *out, struct stat *st)
 {
+	struct statfs sfs;
 	int fd, err, flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW;
 
 	memset(out, 0, sizeof(*out));
@@ -1103,7 +1108,14 @@ static int stats_at(int dirfd, const char *name, uint32_t bs, struct maptbl_file
 	}
 	out->size = (uint64_t)st->st_size;
 	out->block_size = bs;
-	err = measure_fd(fd, out->size, bs, out);
+	/* btrfs: the extent items (compressed, inline, prealloc, shared), not FIEMAP. */
+	err = -EPERM;
+	if (btrfs < 0)
+		btrfs = fstatfs(fd, &sfs) == 0 && (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC;
+	if (btrfs)
+		err = mtfs_btrfs_measure(fd, (uint64_t)st->st_ino, out->size, bs, out);
+	if (err == -EPERM) /* not btrfs, or no CAP_SYS_ADMIN for the tree search */
+		err = measure_fd(fd, out->size, bs, out);
 out:
 	close(fd);
 	return err;
@@ -1116,7 +1128,7 @@ MAPTBL_API int maptbl_stats_file(int dirfd, const char *name, uint32_t block_siz
 
 	if (!name || !out)
 		return -EINVAL;
-	return stats_at(dirfd, name, block_size, out, &st);
+	return stats_at(dirfd, name, block_size, -1, out, &st);
 }
 
 /* ---- the walk ---- */
@@ -1155,6 +1167,7 @@ struct worker {
 	char *buf; /* the path of the entry at hand */
 	size_t cap;
 	uint32_t bs; /* the block size of filesystem bs_dev (0: not known yet) */
+	int btrfs;   /* filesystem bs_dev is btrfs */
 	dev_t bs_dev;
 };
 
@@ -1268,7 +1281,7 @@ static int read_dir(struct worker *w, struct dirjob *j)
 	const char *path = j->path;
 	size_t plen = strlen(path);
 	uint64_t files = 0, bytes = 0;
-	struct statvfs vfs;
+	struct statfs sfs;
 	struct dirent *de;
 	struct stat st;
 	uint32_t bs;
@@ -1288,7 +1301,10 @@ static int read_dir(struct worker *w, struct dirjob *j)
 		return 0;
 	}
 	if (!w->bs || st.st_dev != w->bs_dev) { /* one statfs per filesystem, not per directory */
-		w->bs = !fstatvfs(fd, &vfs) && vfs.f_bsize ? (uint32_t)vfs.f_bsize : 0;
+		int ok = !fstatfs(fd, &sfs);
+
+		w->bs = ok && sfs.f_bsize > 0 ? (uint32_t)sfs.f_bsize : 0;
+		w->btrfs = ok && (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC;
 		w->bs_dev = st.st_dev;
 	}
 	bs = w->bs;
@@ -1337,7 +1353,7 @@ static int read_dir(struct worker *w, struct dirjob *j)
 		}
 		if (type != DT_REG)
 			continue;
-		err = stats_at(fd, de->d_name, bs, &f, &st);
+		err = stats_at(fd, de->d_name, bs, w->btrfs, &f, &st);
 		if (err == -EINVAL) {
 			err = 0; /* replaced by something that is not a regular file: skip */
 		} else if (err) {
@@ -1422,7 +1438,7 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 		s.o = &o;
 		pthread_mutex_init(&s.cb_lock, NULL);
 		one.s = &s;
-		err = stats_at(AT_FDCWD, path, 0, &f, &st);
+		err = stats_at(AT_FDCWD, path, 0, -1, &f, &st);
 		if (!err) {
 			f.path = path;
 			err = file_done(&one, &f);

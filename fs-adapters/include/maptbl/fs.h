@@ -36,6 +36,7 @@ enum maptbl_fs_source {
 	MAPTBL_FS_SOURCE_FIEMAP = 1,	 /**< FS_IOC_FIEMAP, any Linux filesystem */
 	MAPTBL_FS_SOURCE_XFS = 2,	 /**< XFS_IOC_GETBMAPX */
 	MAPTBL_FS_SOURCE_EXT4_IMAGE = 3, /**< libext2fs on an unmounted image or device */
+	MAPTBL_FS_SOURCE_BTRFS = 4,	 /**< btrfs tree search and chunk map (default there) */
 };
 
 /** Safety rules (EXTENTS.md §3.5). */
@@ -48,6 +49,9 @@ enum maptbl_fs_rule {
 	MAPTBL_FS_RULE_SHARED = 6,	 /**< shared with another file (reflink, dedupe, snapshot) */
 	MAPTBL_FS_RULE_OTHER_DEVICE = 7, /**< on another device (XFS realtime) */
 	MAPTBL_FS_RULE_UNKNOWN = 8,	 /**< location unknown, or a flag this version does not know */
+	MAPTBL_FS_RULE_COW = 9,		 /**< btrfs: a copy-on-write file (not NOCOW) */
+	MAPTBL_FS_RULE_CHECKSUMMED = 10, /**< btrfs: data checksums a device write would not update */
+	MAPTBL_FS_RULE_PROFILE = 11,	 /**< btrfs: a DUP/RAID data profile (several copies, parity) */
 };
 
 /** One finding: a byte range of the file and the rule it breaks (POD). */
@@ -84,7 +88,8 @@ MAPTBL_API int maptbl_fs_opts_init(struct maptbl_fs_opts *opts, size_t sz);
 /**
  * @brief Map a file: its extents, the disk they lie on, and the safety findings.
  *
- * A live file (the default) is synced, then mapped with FIEMAP or XFS_IOC_GETBMAPX; its disk is
+ * A live file (the default) is synced, then mapped with FIEMAP or XFS_IOC_GETBMAPX, or on btrfs
+ * with a tree search of its EXTENT_DATA items translated through the chunk tree; its disk is
  * resolved through partitions, loop devices and a single linear device-mapper target to the disk
  * a device sees, and the physical addresses are made absolute on it. With @c opts->image, @p path
  * is a path inside that ext4 image or unmounted device, read through libext2fs; the disk is the

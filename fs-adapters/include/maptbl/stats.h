@@ -64,6 +64,10 @@ struct maptbl_file_stats {
 	uint64_t table_nodes;
 	uint32_t table_depth;
 	uint32_t block_size;   /**< filesystem block size used */
+	/* btrfs (from the file's extent items, not FIEMAP): */
+	uint64_t compressed;     /**< records of compressed (or otherwise encoded) extents */
+	uint64_t inline_extents; /**< inline records (data in the metadata) */
+	uint64_t disk_extents;   /**< distinct disk extents (each counted once) */
 };
 
 /** The summary of one size class or of all files (POD, grows at the end). */

@@ -464,7 +464,7 @@ static void test_bad_opts(void **state)
 		expect_map_err(tmpdir, &o, -EINVAL);
 	}
 	maptbl_fs_opts_init(&o, sizeof(o));
-	o.source = MAPTBL_FS_SOURCE_EXT4_IMAGE + 1;
+	o.source = MAPTBL_FS_SOURCE_BTRFS + 1;
 	expect_map_err(tmpdir, &o, -EINVAL);
 	/* The ext4-image source without an image, an image with another source. */
 	maptbl_fs_opts_init(&o, sizeof(o));
@@ -649,6 +649,9 @@ static void test_rule_names(void **state)
 		[MAPTBL_FS_RULE_SHARED] = "shared",
 		[MAPTBL_FS_RULE_OTHER_DEVICE] = "other-device",
 		[MAPTBL_FS_RULE_UNKNOWN] = "unknown-location",
+		[MAPTBL_FS_RULE_COW] = "cow",
+		[MAPTBL_FS_RULE_CHECKSUMMED] = "checksummed",
+		[MAPTBL_FS_RULE_PROFILE] = "profile",
 	};
 	uint32_t r;
 
@@ -656,7 +659,7 @@ static void test_rule_names(void **state)
 	for (r = 1; r < sizeof(want) / sizeof(want[0]); r++)
 		assert_string_equal(maptbl_fs_rule_name(r), want[r]);
 	assert_string_equal(maptbl_fs_rule_name(0), "?");
-	assert_string_equal(maptbl_fs_rule_name(MAPTBL_FS_RULE_UNKNOWN + 1), "?");
+	assert_string_equal(maptbl_fs_rule_name(MAPTBL_FS_RULE_PROFILE + 1), "?");
 	assert_string_equal(maptbl_fs_rule_name(UINT32_MAX), "?");
 }
 
