@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,8 @@
 static const char *const stats_usage[] = {
 	"maptbl stats [--json | --yaml] [--per-file [--csv]] [--plot FILE.svg] [--top N]\n"
 	"             [--threads N] [--cross-mounts] [PATH...]\n"
+	"       maptbl stats [--json | --yaml] [--per-file [--csv]] [--plot FILE.svg] [--top N]\n"
+	"             --image IMG...\n"
 	"       maptbl stats [--json | --yaml] [--plot FILE.svg] [--top N] --merge FILE...",
 	"extents-per-file statistics of directory trees, and the cost of their tables",
 	"",
@@ -42,6 +45,10 @@ static const char *const stats_usage[] = {
 	"  --top N          keep the N most fragmented files (default 10)",
 	"  --threads N      walker threads (default: the online cores)",
 	"  --cross-mounts   descend into other filesystems",
+	"  --image IMG      read the unmounted ext2/3/4 image or device IMG through libext2fs",
+	"                   instead of walking PATHs (repeatable): an inode scan, every in-use",
+	"                   regular inode once, counted as filefrag counts the mounted file; with",
+	"                   --per-file, every name under the image's root ('/dir/file')",
 	"  --merge          the arguments are outputs of 'maptbl stats --json' or '--yaml': print",
 	"                   their merged summary (counts and histograms add up, no averages of",
 	"                   averages); the top list keeps the longest input's length unless --top",
@@ -49,10 +56,12 @@ static const char *const stats_usage[] = {
 	"                   names as JSON when they begin with '{', else as YAML",
 	"  -h, --help       this text",
 	"",
+	"A progress line (files, bytes, rate) goes to stderr when it is a terminal.",
 	"Files that vanish or fail during the walk are counted as errors with a reason and never",
 	"stop it. Exit status: 0 the walk finished (even with counted errors), 1 nothing could be",
 	"scanned, a --merge input is not valid stats JSON or YAML, or the --plot file could not be",
-	"written, 2 usage error, 3 a PATH or FILE given could not be read.",
+	"written, 2 usage error, 3 a PATH, FILE or IMG given could not be read (or IMG is not an",
+	"unmounted ext2/3/4 filesystem).",
 	NULL,
 };
 
@@ -108,6 +117,40 @@ static void per_file_row(void *ctx, const struct maptbl_file_stats *f)
 	       (unsigned long long)f->unwritten, sep, (unsigned long long)f->shared, sep,
 	       (unsigned long long)f->table_bytes, sep, f->table_depth, sep,
 	       (unsigned long long)f->table_nodes);
+}
+
+/* The progress line: at most 5 updates a second, on stderr, only when it is a terminal. */
+struct progress {
+	struct timespec start, last;
+	bool shown;
+};
+
+static double since(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void progress_line(void *ctx, uint64_t files, uint64_t bytes)
+{
+	struct progress *p = ctx;
+	struct timespec now;
+	double t;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (since(&p->last, &now) < 0.2)
+		return;
+	p->last = now;
+	t = since(&p->start, &now);
+	fprintf(stderr, "\r\033[K%llu files, %.1f MiB, %.0f files/s", (unsigned long long)files,
+		(double)bytes / 1048576.0, t > 0 ? (double)files / t : 0.0);
+	p->shown = true;
+}
+
+static void progress_end(struct progress *p)
+{
+	if (p->shown)
+		fputs("\r\033[K", stderr);
+	p->shown = false;
 }
 
 static double pct(uint64_t a, uint64_t b)
@@ -514,9 +557,10 @@ static int parse_count(struct cli *cli, const char *opt, const char *arg, uint64
 	return 0;
 }
 
-static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char **argv)
+/* The command proper; IMAGES has room for every argument (do_stats() owns it). */
+static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 {
-	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE, O_YAML, O_PLOT };
+	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE, O_IMAGE, O_YAML, O_PLOT };
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "yaml", no_argument, NULL, O_YAML },
@@ -527,6 +571,7 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "cross-mounts", no_argument, NULL, O_CROSS },
 		{ "merge", no_argument, NULL, O_MERGE },
+		{ "image", required_argument, NULL, O_IMAGE },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char *const dot[] = { ".", NULL };
@@ -537,11 +582,12 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	struct maptbl_stats_acc *acc = NULL;
 	struct out o = { .fmt = STATS_TEXT };
 	bool yaml = false;
+	struct progress prog = { 0 };
+	int nimages = 0;
 	char *const *paths;
 	int c, i, np, status = EXIT_OK, scanned = 0, err = 0, first_err = 0, st;
 	const char *first_path = NULL;
 
-	(void)cmd;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
@@ -569,6 +615,10 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		case O_MERGE:
 			merge = true;
 			break;
+		case O_IMAGE:
+			/* argv outlives the command: keep pointers to the arguments */
+			images[nimages++] = optarg;
+			break;
 		case O_YAML:
 			yaml = true;
 			break;
@@ -590,6 +640,9 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	if (o.plot && !strcmp(o.plot, "-") && (per_file || o.fmt != STATS_TEXT))
 		return cli_usage_error(cli, "--plot - writes the SVG to stdout: not with --json, "
 					    "--yaml or --per-file");
+	if (nimages && (merge || cross || threads || optind < argc))
+		return cli_usage_error(cli, "--image IMG takes no PATH, --merge, --threads or "
+				       "--cross-mounts");
 	if (merge) {
 		if (per_file || cross || threads)
 			return cli_usage_error(cli, "--merge takes only --json, --yaml, --plot and --top");
@@ -600,8 +653,8 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		return err;
 	if (merge)
 		return do_merge(cli, argc - optind, argv + optind, top_given ? top : 0, top_given, &o);
-	paths = optind < argc ? argv + optind : dot;
-	np = optind < argc ? argc - optind : 1;
+	paths = nimages ? images : optind < argc ? argv + optind : dot;
+	np = nimages ? nimages : optind < argc ? argc - optind : 1;
 
 	maptbl_stats_opts_init(&so, sizeof(so));
 	so.top_n = top;
@@ -611,6 +664,11 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		return EXIT_FAILED;
 	}
 	maptbl_scan_opts_init(&sc, sizeof(sc));
+	if (isatty(STDERR_FILENO)) {
+		clock_gettime(CLOCK_MONOTONIC, &prog.start);
+		sc.progress = progress_line;
+		sc.progress_ctx = &prog;
+	}
 	sc.threads = threads;
 	sc.cross_mounts = cross;
 	if (per_file) {
@@ -636,9 +694,14 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	 * PATH could be scanned.
 	 */
 	for (i = 0; i < np; i++) {
-		err = maptbl_stats_scan(acc, paths[i], &sc);
+		err = nimages ? maptbl_stats_image(acc, paths[i], &sc)
+			     : maptbl_stats_scan(acc, paths[i], &sc);
+		progress_end(&prog);
 		if (err) {
-			if (!cli->json)
+			/* the library's message names the image and the problem */
+			if (!cli->json && nimages && err != -ENOMEM && cli_last_log())
+				cli_error(cli, "%s", cli_last_log());
+			else if (!cli->json)
 				cli_error(cli, "%s: %s", paths[i], strerror(-err));
 			if (!status) {
 				status = err == -ENOMEM ? EXIT_FAILED : EXIT_NOCHECK;
@@ -650,7 +713,9 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		}
 		scanned++;
 	}
-	if (!scanned && cli->json)
+	if (!scanned && cli->json && nimages && first_err != -ENOMEM && cli_last_log())
+		cli_error(cli, "%s", cli_last_log());
+	else if (!scanned && cli->json)
 		cli_error(cli, "%s: %s", first_path, strerror(-first_err));
 	if (scanned) {
 		struct maptbl_stats_summary s;
@@ -672,6 +737,21 @@ static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 	stats_rows_free(o.rows);
 	maptbl_stats_acc_free(acc);
 	return status;
+}
+
+static int do_stats(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char **argv)
+{
+	char **images = calloc((size_t)argc + 1, sizeof(*images));
+	int rc;
+
+	(void)cmd;
+	if (!images) {
+		cli_error(cli, "%s", strerror(ENOMEM));
+		return EXIT_FAILED;
+	}
+	rc = stats_run(cli, argc, argv, images);
+	free(images);
+	return rc;
 }
 
 const struct maptbl_cmd cmd_stats = {

@@ -567,6 +567,69 @@ static void test_scan(void **state)
 	assert_int_equal(system(p), 0);
 }
 
+struct vanish {
+	char dir[64];
+	unsigned calls;
+};
+
+/* The first file measured removes every other file of its directory: readdir() has already
+ * returned their names (one getdents batch), so the walk meets them vanished. */
+static void vanish_cb(void *ctx, const struct maptbl_file_stats *f)
+{
+	struct vanish *v = ctx;
+	char p[128];
+	unsigned i;
+
+	if (v->calls++)
+		return;
+	for (i = 0; i < 20; i++) {
+		snprintf(p, sizeof(p), "%s/f%02u", v->dir, i);
+		if (strcmp(strrchr(f->path, '/'), strrchr(p, '/')))
+			assert_int_equal(unlink(p), 0);
+	}
+}
+
+/* Files that vanish mid-walk are counted as errors with their reason; the walk finishes. */
+static void test_scan_vanished(void **state)
+{
+	struct vanish v = { .dir = "/var/tmp/maptbl-vanish-XXXXXX" };
+	struct maptbl_scan_opts so;
+	struct maptbl_stats_summary s;
+	struct maptbl_stats_error e;
+	struct maptbl_stats_acc *a = new_acc(5);
+	char p[128];
+	unsigned i;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(v.dir));
+	for (i = 0; i < 20; i++) {
+		snprintf(p, sizeof(p), "%s/f%02u", v.dir, i);
+		fd = open(p, O_WRONLY | O_CREAT, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, p, 10), 10);
+		close(fd);
+	}
+	assert_int_equal(maptbl_scan_opts_init(&so, sizeof(so)), 0);
+	so.threads = 1;
+	so.per_file = vanish_cb;
+	so.ctx = &v;
+	assert_int_equal(maptbl_stats_scan(a, v.dir, &so), 0);
+	assert_int_equal(maptbl_stats_acc_summary(a, MAPTBL_STATS_ALL, &s, sizeof(s)), 0);
+	if (v.calls) { /* a filesystem with FIEMAP: the first file was measured */
+		assert_int_equal(s.files, 1);
+		assert_int_equal(maptbl_stats_acc_nr_errors(a), 19);
+		assert_int_equal(maptbl_stats_acc_nr_error_reasons(a), 1);
+		assert_int_equal(maptbl_stats_acc_error_reason(a, 0, &e), 0);
+		assert_int_equal(e.err, ENOENT);
+		assert_int_equal(e.count, 19);
+		assert_non_null(strstr(e.example, v.dir));
+	}
+	maptbl_stats_acc_free(a);
+	snprintf(p, sizeof(p), "rm -rf '%s'", v.dir);
+	assert_int_equal(system(p), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -575,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_shares_and_layout), cmocka_unit_test(test_bad_json),
 		cmocka_unit_test(test_map_bytes),
 		cmocka_unit_test(test_file), cmocka_unit_test(test_scan),
+		cmocka_unit_test(test_scan_vanished),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
