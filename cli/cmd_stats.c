@@ -436,7 +436,7 @@ static int read_input(struct cli *cli, const char *path, struct maptbl_stats_acc
 		cli_error(cli, "%s: %s", path, strerror(-err));
 		return EXIT_NOCHECK;
 	}
-	for (i = 0; i < len && strchr(" \t\r\n", buf[i]); i++)
+	for (i = 0; i < len && buf[i] && strchr(" \t\r\n", buf[i]); i++)
 		;
 	if (has_ext(path, ".json") ||
 	    (!has_ext(path, ".yaml") && !has_ext(path, ".yml") && i < len && buf[i] == '{')) {

@@ -6,13 +6,16 @@
 # included; YAML inputs merge exactly as JSON ones (also YAML written by another emitter, and the
 # older two-number value maps of 011); the --per-file document is the same in JSON and in YAML.
 . "$SRCDIR/tests/cli/lib.sh"
+# Debian's python3 (with python3-yaml), not whatever python3 comes first in PATH
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 D=$SRCDIR/tests/cli/020-stats-yaml
 OLD=$SRCDIR/tests/cli/011-stats-merge
 
 # same_data A B: python3-yaml reads A (YAML or JSON) and B (JSON) as the same data; ints stay
 # ints, floats floats, strings strings (json.dumps of both, keys sorted, must be equal).
 same_data() {
-	python3 - "$1" "$2" <<'EOF'
+	"$PY" - "$1" "$2" <<'EOF'
 import json, sys, yaml
 a = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
 b = json.load(open(sys.argv[2], encoding="utf-8"))
@@ -46,7 +49,7 @@ cmp t1.txt t2.txt && echo "and the readable summaries are the same"
 cp e1.yaml e1.out
 "$MAPTBL" stats --json --merge e1.out | cmp - "$D/e1.json" && echo "a YAML input named otherwise"
 # YAML from another emitter: block style everywhere, its own quoting and key order
-python3 -c 'import json, sys, yaml
+"$PY" -c 'import json, sys, yaml
 d = json.load(open(sys.argv[1]))
 print(yaml.safe_dump(d, default_flow_style=False, sort_keys=True, allow_unicode=True), end="")' \
 	"$D/e2.json" > py.yaml
@@ -79,7 +82,7 @@ echo "[exit $?]"
 "$MAPTBL" stats --per-file --yaml tree missing > "$OUT/pf.yaml"
 echo "[exit $?]"
 grep -F 'quoted' "$OUT/pf.yaml" | sed 's/, size:.*//'
-python3 - "$OUT/pf.json" "$OUT/pf.yaml" <<'EOF'
+"$PY" - "$OUT/pf.json" "$OUT/pf.yaml" <<'EOF'
 import json, sys, yaml
 j = json.load(open(sys.argv[1], encoding="utf-8"))
 y = yaml.safe_load(open(sys.argv[2], encoding="utf-8"))

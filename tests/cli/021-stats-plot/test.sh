@@ -6,12 +6,15 @@
 # give. Merged inputs (020's fixtures), older inputs without bytes (011's: no bytes curve), a live
 # walk, --per-file with --plot, and '--plot -' (the SVG on stdout, identical to the file).
 . "$SRCDIR/tests/cli/lib.sh"
+# Debian's python3 (with python3-yaml), not whatever python3 comes first in PATH
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 F=$SRCDIR/tests/cli/020-stats-yaml
 OLD=$SRCDIR/tests/cli/011-stats-merge
 
 # check_svg SVG JSON: prints what the SVG shows and whether it matches the JSON summary.
 check_svg() {
-	python3 - "$1" "$2" <<'EOF'
+	"$PY" - "$1" "$2" <<'EOF'
 import json, sys
 import xml.etree.ElementTree as ET
 NS = "{http://www.w3.org/2000/svg}"

@@ -4,6 +4,9 @@
 # misuse (status 2), unreadable --merge inputs (status 3), malformed or hostile YAML inputs
 # (status 1, one line naming the file, line and problem); never a partial --plot file.
 . "$SRCDIR/tests/cli/lib.sh"
+# Debian's python3 (with python3-yaml), not whatever python3 comes first in PATH
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 F=$SRCDIR/tests/cli/020-stats-yaml
 cp "$F/e1.json" e1.json
 "$MAPTBL" stats --yaml --merge e1.json > e1.yaml
@@ -46,7 +49,7 @@ printf -- '- 1\n- 2\n' > seq.yaml
 printf 'garbage\n' > garbage.yaml
 printf 'maptbl_stats: !!python/object:os.system 1\n' > tag.yaml
 printf 'maptbl_stats: 1\ntop_n: 99999999999999999999\n' > big.yaml
-python3 -c 'print("a: " + "[" * 100 + "]" * 100)' > deep.yaml
+"$PY" -c 'print("a: " + "[" * 100 + "]" * 100)' > deep.yaml
 sed 's/^maptbl_stats: 1$/maptbl_stats: 9/' e1.yaml > version.yaml
 # the class "<1M" claims one byte more than its value map holds
 awk '/class: "<1M"/ { c = 1 } c && /^  bytes:/ { $2 = $2 + 1; c = 0 } { print }' e1.yaml |
