@@ -92,17 +92,21 @@ void mt_wstate_free(struct mt_wstate *ws)
 	free(ws);
 }
 
-static int ev_push(struct evec *ev, const struct mt_entry *e)
+static int ev_grow(struct evec *ev, size_t cap)
 {
-	if (ev->n == ev->cap) {
-		size_t cap = ev->cap ? ev->cap * 2 : 32;
-		struct mt_entry *v = realloc(ev->v, cap * sizeof(*v));
+	struct mt_entry *v = realloc(ev->v, cap * sizeof(*v));
 
-		if (!v)
-			return -ENOMEM;
-		ev->v = v;
-		ev->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	ev->v = v;
+	ev->cap = cap;
+	return 0;
+}
+
+static inline int ev_push(struct evec *ev, const struct mt_entry *e)
+{
+	if (MT_UNLIKELY(ev->n == ev->cap) && ev_grow(ev, ev->cap ? ev->cap * 2 : 32))
+		return -ENOMEM;
 	ev->v[ev->n++] = *e;
 	return 0;
 }
@@ -540,27 +544,44 @@ static int rewrite_leaf(struct upd *u, uint32_t n, uint64_t a, uint64_t b,
 	uint32_t nr = node_nr(node), i;
 	struct evec v = { 0 };
 	bool removed = false;
+	size_t k = 0;
 	int err = 0;
 
+	/* The kept entries and the items are each sorted: merge them as they come. */
+	if (ev_grow(&v, nr + ni + 2))
+		return -ENOMEM;
 	for (i = 0; i < nr && !err; i++) {
 		struct mt_entry e;
 
 		mt_decode_entry(node, node[2], i, &e);
 		if (!intersects(&e, a, b)) {
-			err = ev_push(&v, &e);
+			for (; k < ni && it[k].start < e.start && !err; k++)
+				err = ev_push(&v, &it[k]);
+			if (!err)
+				err = ev_push(&v, &e);
 			continue;
 		}
 		removed = true;
-		err = keep_outside(&v, &e, a, b);
+		if (e.start < a) {
+			struct mt_entry p = e;
+
+			p.len = a - e.start;
+			err = ev_push(&v, &p);
+			e.len -= p.len;
+			e.pblk += p.len;
+			e.start = a;
+		}
+		for (; k < ni && !err; k++) /* every item lies inside [a, b) */
+			err = ev_push(&v, &it[k]);
+		if (!err)
+			err = keep_outside(&v, &e, a, b);
 	}
 	*changed = removed || ni;
 	if (!err && *changed) {
-		for (i = 0; i < ni && !err; i++)
-			err = ev_push(&v, &it[i]);
-		if (!err) {
-			qsort(v.v, v.n, sizeof(*v.v), cmp_start);
+		for (; k < ni && !err; k++)
+			err = ev_push(&v, &it[k]);
+		if (!err)
 			err = pack_items(u, v.v, v.n, out);
-		}
 		if (!err)
 			err = release(u, n);
 	}
@@ -578,7 +599,7 @@ static int rewrite_index(struct upd *u, uint32_t n, uint64_t a, uint64_t b,
 	struct evec v = { 0 }, loose = { 0 };
 	int err = 0;
 
-	if (!x || !first || !cnt) {
+	if (!x || !first || !cnt || ev_grow(&v, nr + ni + 8)) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -646,7 +667,9 @@ static int rewrite_index(struct upd *u, uint32_t n, uint64_t a, uint64_t b,
 	if (!err && loose.n)
 		err = pack_items(u, loose.v, loose.n, &v);
 	if (!err && *changed) {
-		qsort(v.v, v.n, sizeof(*v.v), cmp_start);
+		/* In entry order already, but for loose items: those go where they belong. */
+		if (loose.n && v.n > 1)
+			qsort(v.v, v.n, sizeof(*v.v), cmp_start);
 		err = pack_index(u, v.v, v.n, out);
 		if (!err)
 			err = release(u, n);
@@ -1377,7 +1400,7 @@ MAPTBL_API int maptbl_table_compact(struct maptbl_table *t, const struct maptbl_
 		goto out;
 	}
 	e1 = 0;
-	for (i = 0; i < items.n;) {
+	for (i = 0, j = 0; i < items.n;) {
 		size_t rem;
 		uint32_t k, need;
 
@@ -1386,8 +1409,9 @@ MAPTBL_API int maptbl_table_compact(struct maptbl_table *t, const struct maptbl_
 			i++;
 			continue;
 		}
-		for (j = i; j < items.n && !(items.v[j].flags & MAPTBL_EXTENT_ABSENT); j++)
-			;
+		if (j <= i) /* the end of this run of extents */
+			for (j = i; j < items.n && !(items.v[j].flags & MAPTBL_EXTENT_ABSENT); j++)
+				;
 		rem = j - i;
 		k = compact_fit(items.v + i, rem, per_c);
 		need = rem < per_w ? (uint32_t)rem : per_w;

@@ -1209,7 +1209,11 @@ static void test_enospc_and_compact(void **state)
 	fx_free(&f);
 }
 
-/* Pruning everything frees the nodes; an empty table takes inserts from nothing. */
+/*
+ * Pruning everything frees the nodes; an empty table takes inserts from nothing. This used to
+ * pass qsort() a NULL array when a rewritten index node was left with no entry (UBSan: "null
+ * pointer passed as argument 1").
+ */
 static void test_prune_all_and_empty(void **state)
 {
 	struct maptbl_extent e = { .lblk = 0, .pblk = 7, .len = 1 };
