@@ -58,6 +58,7 @@ struct mt_wstate {
 	uint32_t root;		  /* root of the pending tree */
 	uint64_t virtual_blocks;  /* pending virtual size */
 	bool dirty;		  /* something to publish */
+	bool heights;		  /* every index node's level is its height (1 + its highest child) */
 	struct maptbl_stats st;	  /* of the pending tree (depth fields set at publish) */
 	uint64_t bytes_written, nodes_written, publishes;
 };
@@ -193,29 +194,41 @@ static uint32_t longest_path(const struct maptbl_table *t, uint32_t n)
 	return best + 1;
 }
 
-static void stats_depth(const struct maptbl_table *t, uint32_t root, struct maptbl_stats *st)
+/*
+ * When every level is a height, the longest path is the root's level + 1 (each step can go down
+ * by exactly one); otherwise it takes a walk over the index nodes.
+ */
+static void stats_depth(const struct maptbl_table *t, uint32_t root, bool heights,
+			struct maptbl_stats *st)
 {
 	st->depth = root ? node_at(t, root)[3] + 1u : 0;
-	st->max_nodes_touched = root ? longest_path(t, root) : 0;
+	st->max_nodes_touched = !root ? 0 : heights ? st->depth : longest_path(t, root);
 }
 
 /* ---- writer state ---- */
 
-static void mark_live(struct mt_wstate *ws, const struct maptbl_table *t, uint32_t n)
+/* Marks @n's subtree LIVE; returns its height (0 for a leaf). */
+static uint32_t mark_live(struct mt_wstate *ws, const struct maptbl_table *t, uint32_t n)
 {
 	const uint8_t *node = node_at(t, n);
-	uint32_t nr = node_nr(node), i;
+	uint32_t nr = node_nr(node), i, h = 0;
 
 	ws->slot[n] = SLOT_LIVE;
 	if (node[2] != MAPTBL_NODE_INDEX)
-		return;
+		return 0;
 	for (i = 0; i < nr; i++) {
 		struct mt_entry e;
 
 		mt_decode_entry(node, MAPTBL_NODE_INDEX, i, &e);
-		if (e.child)
-			mark_live(ws, t, e.child);
+		if (e.child) {
+			uint32_t c = mark_live(ws, t, e.child) + 1;
+
+			h = c > h ? c : h;
+		}
 	}
+	if (node[3] != (h ? h : 1))
+		ws->heights = false;
+	return h ? h : 1;
 }
 
 static int ws_get(struct maptbl_table *t, struct mt_wstate **out)
@@ -240,6 +253,7 @@ static int ws_get(struct maptbl_table *t, struct mt_wstate **out)
 		return -ENOMEM;
 	}
 	ws->slot[0] = SLOT_HEADER;
+	ws->heights = true; /* builders and updates make them so; a table from elsewhere may not */
 	if (t->root)
 		mark_live(ws, t, t->root);
 	/* Highest first, so that the lowest free slot is handed out first. */
@@ -849,7 +863,7 @@ static void do_publish(struct maptbl_table *t)
 	ws->npend = 0;
 	ws->ndrop = 0;
 	ws->dirty = false;
-	stats_depth(t, ws->root, &ws->st);
+	stats_depth(t, ws->root, ws->heights, &ws->st);
 	t->root = ws->root;
 	t->generation = gen;
 	t->virtual_blocks = ws->virtual_blocks;
@@ -1528,7 +1542,7 @@ MAPTBL_API int maptbl_table_compact(struct maptbl_table *t, const struct maptbl_
 	buf = NULL;
 	t2->readonly = false;
 	st.table_bytes = t2->len;
-	stats_depth(t2, t2->root, &st);
+	stats_depth(t2, t2->root, true, &st);
 	t2->st = st;
 	mt_table_changed(t2);
 	*out = t2;

@@ -1268,5 +1268,8 @@ int main(void)
 		cmocka_unit_test(test_stress),
 	};
 
+	/* MAPTBL_TEST_FILTER=test_stress runs one test (e.g. under ThreadSanitizer). */
+	if (getenv("MAPTBL_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("MAPTBL_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
