@@ -1256,6 +1256,75 @@ static void test_prune_all_and_empty(void **state)
 	maptbl_table_free(t);
 }
 
+/*
+ * A table from elsewhere may have levels that are not heights (a level-5 root over leaves): the
+ * statistics after an update still match a fresh open (the longest path is walked, not assumed).
+ */
+static void test_foreign_levels(void **state)
+{
+	struct maptbl_extent e = { .lblk = 30, .pblk = 9000, .len = 3 };
+	struct maptbl_table *t = NULL, *t2 = NULL;
+	struct maptbl_stats a, b;
+	uint8_t *buf = tw_alloc(256, 12);
+	size_t len = 12 * 256;
+
+	(void)state;
+	tw_node(buf, 256, 1, MAPTBL_NODE_INDEX, 5, 0);
+	tw_index(buf, 256, 1, 0, 14, 2);
+	tw_index(buf, 256, 1, 20, 4, 3);
+	tw_node(buf, 256, 2, MAPTBL_NODE_LEAF_COMPACT, 0, 0);
+	tw_compact(buf, 256, 2, 0, 4, 100, false);
+	tw_compact(buf, 256, 2, 10, 4, 200, true);
+	tw_node(buf, 256, 3, MAPTBL_NODE_LEAF_COMPACT, 0, 20);
+	tw_compact(buf, 256, 3, 20, 4, 300, false);
+	tw_seal_node(buf, 256, 1);
+	tw_seal_node(buf, 256, 2);
+	tw_seal_node(buf, 256, 3);
+	tw_header(buf, len, 256, 1, 100, 0, 0);
+	assert_int_equal(maptbl_table_open(buf, len, NULL, &t), 0);
+	assert_int_equal(maptbl_table_depth(t), 6);
+	assert_int_equal(maptbl_table_insert(t, &e, 0), 0);
+	assert_int_equal(maptbl_table_stats(t, &a, sizeof(a)), 0);
+	assert_int_equal(maptbl_table_open(maptbl_table_data(t), len, NULL, &t2), 0);
+	assert_int_equal(maptbl_table_stats(t2, &b, sizeof(b)), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_int_equal(a.max_nodes_touched, 2);
+	maptbl_table_free(t2);
+	maptbl_table_free(t);
+	free(buf);
+}
+
+/* Generations wrap at 2^32; reclamation compares them as serial numbers. */
+static void test_generation_wrap(void **state)
+{
+	struct maptbl_extent e = { .lblk = 0, .pblk = 7, .len = 1 };
+	struct maptbl_build_opts o;
+	struct maptbl_table *t = NULL;
+	struct maptbl_space sp;
+	uint32_t g0 = UINT32_MAX - 1;
+	int i;
+
+	(void)state;
+	maptbl_build_opts_init(&o, sizeof(o));
+	o.virtual_blocks = 100;
+	o.spare_nodes = 8;
+	o.generation = g0;
+	assert_int_equal(maptbl_table_build(&e, 1, &o, &t), 0);
+	for (i = 1; i <= 4; i++) {
+		e.lblk = (uint64_t)i * 10;
+		assert_int_equal(maptbl_table_insert(t, &e, 0), 0);
+		assert_int_equal(maptbl_table_generation(t), g0 + (uint32_t)i);
+	}
+	/* Retired at g0 + 1 ... g0 + 4 (the last two after the wrap to 0 and 1). */
+	assert_int_equal(maptbl_table_space(t, &sp, sizeof(sp)), 0);
+	assert_int_equal(sp.retired_nodes, 4);
+	assert_int_equal(maptbl_table_reclaim(t, g0), 0);
+	assert_int_equal(maptbl_table_reclaim(t, UINT32_MAX), 1);
+	assert_int_equal(maptbl_table_reclaim(t, 0), 1);
+	assert_int_equal(maptbl_table_reclaim(t, 2), 2);
+	maptbl_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1264,6 +1333,8 @@ int main(void)
 		cmocka_unit_test(test_publish_and_reclaim),
 		cmocka_unit_test(test_enospc_and_compact),
 		cmocka_unit_test(test_prune_all_and_empty),
+		cmocka_unit_test(test_foreign_levels),
+		cmocka_unit_test(test_generation_wrap),
 		cmocka_unit_test(test_model),
 		cmocka_unit_test(test_stress),
 	};
