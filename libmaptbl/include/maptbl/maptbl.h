@@ -94,7 +94,7 @@ struct maptbl_stats {
 
 /** The size model of a table (maptbl_table_estimate()). */
 struct maptbl_estimate {
-	uint64_t bytes;	   /**< table_len: header node + tree nodes, times node_size */
+	uint64_t bytes;	   /**< table_len: header node + tree nodes + spare slots, times node_size */
 	uint64_t nodes;	   /**< tree nodes (index + leaves), the header node excluded */
 	uint32_t depth;	   /**< levels (0 for no extents) */
 	uint32_t reserved; /**< zero */

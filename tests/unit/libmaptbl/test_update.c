@@ -655,8 +655,8 @@ static void test_model(void **state)
 	(void)state;
 	print_message("seed %llu (MAPTBL_SEED)\n", (unsigned long long)seed);
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		model_run(sizes[i], false, 1500, seed + i);
-		model_run(sizes[i], true, 700, seed + 100 + i);
+		model_run(sizes[i], false, 1200, seed + i);
+		model_run(sizes[i], true, 500, seed + 100 + i);
 	}
 }
 
@@ -1325,6 +1325,39 @@ static void test_generation_wrap(void **state)
 	maptbl_table_free(t);
 }
 
+/* spare_nodes: free zero slots after the tree, counted by maptbl_table_estimate() too. */
+static void test_spare_nodes(void **state)
+{
+	struct maptbl_extent e[40];
+	struct maptbl_build_opts o;
+	struct maptbl_estimate est;
+	struct maptbl_table *t = NULL;
+	struct maptbl_space sp;
+	struct maptbl_stats st;
+	const uint8_t *buf;
+	size_t i;
+
+	(void)state;
+	tu_gen_ext(e, 40);
+	maptbl_build_opts_init(&o, sizeof(o));
+	o.node_size = 256;
+	o.spare_nodes = 7;
+	assert_int_equal(maptbl_table_build(e, 40, &o, &t), 0);
+	assert_int_equal(maptbl_table_estimate(40, 0, &o, &est), 0);
+	assert_int_equal(maptbl_table_len(t), est.bytes);
+	assert_int_equal(maptbl_table_stats(t, &st, sizeof(st)), 0);
+	assert_int_equal(maptbl_table_len(t), (st.nr_nodes + 1 + 7) * 256);
+	buf = maptbl_table_data(t);
+	for (i = (size_t)(st.nr_nodes + 1) * 256; i < maptbl_table_len(t); i++)
+		assert_int_equal(buf[i], 0);
+	assert_int_equal(maptbl_table_space(t, &sp, sizeof(sp)), 0);
+	assert_int_equal(sp.free_nodes, 7);
+	assert_int_equal(sp.tree_nodes, st.nr_nodes);
+	maptbl_table_free(t);
+	o.spare_nodes = UINT32_MAX;
+	assert_int_equal(maptbl_table_build(e, 40, &o, &t), -E2BIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1335,6 +1368,7 @@ int main(void)
 		cmocka_unit_test(test_prune_all_and_empty),
 		cmocka_unit_test(test_foreign_levels),
 		cmocka_unit_test(test_generation_wrap),
+		cmocka_unit_test(test_spare_nodes),
 		cmocka_unit_test(test_model),
 		cmocka_unit_test(test_stress),
 	};
