@@ -195,14 +195,17 @@ static uint32_t longest_path(const struct maptbl_table *t, uint32_t n)
 }
 
 /*
- * When every level is a height, the longest path is the root's level + 1 (each step can go down
- * by exactly one); otherwise it takes a walk over the index nodes.
+ * When every level is a height and no entry is absent, the longest path is the root's level + 1
+ * (each step can go down by exactly one). Otherwise it takes a walk over the index nodes: an
+ * index node whose entries are all absent has level 1 but ends its paths (no leaf below it).
  */
 static void stats_depth(const struct maptbl_table *t, uint32_t root, bool heights,
 			struct maptbl_stats *st)
 {
 	st->depth = root ? node_at(t, root)[3] + 1u : 0;
-	st->max_nodes_touched = !root ? 0 : heights ? st->depth : longest_path(t, root);
+	st->max_nodes_touched = !root ? 0
+				: heights && !st->nr_absent ? st->depth
+							    : longest_path(t, root);
 }
 
 /* ---- writer state ---- */
@@ -670,7 +673,8 @@ static int rewrite_index(struct upd *u, uint32_t n, uint64_t a, uint64_t b,
 
 			if (ca > cb)
 				ca = cb;
-			err = rewrite(u, x[i].child, ca, cb, it + first[i], cnt[i], &v, &ch);
+			err = rewrite(u, x[i].child, ca, cb, cnt[i] ? it + first[i] : NULL, cnt[i], &v,
+				      &ch);
 			if (!err && !ch) {
 				v.n = before;
 				err = ev_push(&v, &x[i]);
