@@ -23,6 +23,7 @@ struct params {
 	const char *disk_path;
 	size_t disk_path_len;
 	uint64_t disk_id;
+	uint64_t spare_nodes;
 	uint32_t header_len;
 };
 
@@ -50,6 +51,7 @@ static int resolve_opts(const struct maptbl_build_opts *opts, struct params *p)
 	p->diag = o.diag;
 	p->disk_path = o.disk_path;
 	p->disk_id = o.disk_id;
+	p->spare_nodes = o.spare_nodes;
 	if (p->diag) {
 		memset(p->diag, 0, sizeof(*p->diag));
 		p->diag->index = -1;
@@ -208,8 +210,8 @@ static uint32_t compact_run(const struct maptbl_extent *ext, size_t nr, size_t i
 	return k;
 }
 
-static void write_node_hdr(uint8_t *node, unsigned kind, unsigned level, uint32_t nr,
-			   uint32_t self, uint64_t base, uint32_t node_size)
+void mt_write_node_hdr(uint8_t *node, unsigned kind, unsigned level, uint32_t nr, uint32_t self,
+		       uint64_t base, uint32_t node_size)
 {
 	struct maptbl_node_hdr *h = (struct maptbl_node_hdr *)node;
 	uint32_t used = MAPTBL_NODE_HDR_SIZE + nr * maptbl_entry_size(kind);
@@ -261,7 +263,7 @@ static void write_leaf(uint8_t *node, const struct maptbl_extent *ext, const str
 				e->flags & MAPTBL_EXTENT_UNWRITTEN ? MAPTBL_WIDE_UNWRITTEN : 0);
 		}
 	}
-	write_node_hdr(node, lf->kind, 0, lf->count, self, base, node_size);
+	mt_write_node_hdr(node, lf->kind, 0, lf->count, self, base, node_size);
 }
 
 static void write_header(uint8_t *buf, const struct params *p, uint32_t root, uint64_t incompat,
@@ -369,17 +371,21 @@ MAPTBL_API int maptbl_table_build(const struct maptbl_extent *ext, size_t nr,
 			total += counts[l];
 		}
 	}
-	if (total > UINT32_MAX || total > SIZE_MAX / p.node_size) {
-		mt_diag(p.diag, 0, -1, "the table would need %llu nodes, more than 2^32 - 1",
-			(unsigned long long)total);
+	if (p.spare_nodes > UINT32_MAX || total + p.spare_nodes > UINT32_MAX ||
+	    total + p.spare_nodes > SIZE_MAX / p.node_size) {
+		mt_diag(p.diag, 0, -1,
+			"the table would need %llu nodes and %llu spare ones, more than 2^32 - 1",
+			(unsigned long long)total, (unsigned long long)p.spare_nodes);
 		err = -E2BIG;
 		goto out;
 	}
-	table_len = (size_t)total * p.node_size;
+	table_len = (size_t)(total + p.spare_nodes) * p.node_size;
 	if (posix_memalign((void **)&buf, 4096, table_len)) {
 		err = -ENOMEM;
 		goto out;
 	}
+	/* Spare slots are free: zero (FORMAT.md §2). */
+	memset(buf + (size_t)total * p.node_size, 0, (size_t)p.spare_nodes * p.node_size);
 
 	memset(&st, 0, sizeof(st));
 	if (nleaves) {
@@ -423,7 +429,7 @@ MAPTBL_API int maptbl_table_build(const struct maptbl_extent *ext, size_t nr,
 				x->nblocks_lo = maptbl_cpu_to_le32((uint32_t)nb);
 				x->child = maptbl_cpu_to_le32((uint32_t)(base[l - 1] + c0 + k));
 			}
-			write_node_hdr(node, MAPTBL_NODE_INDEX, l, n, self, first[c0], p.node_size);
+			mt_write_node_hdr(node, MAPTBL_NODE_INDEX, l, n, self, first[c0], p.node_size);
 			/* The ranges shrink in place: entry j of this level replaces child j. */
 			first[j] = first[c0];
 			last[j] = last[c0 + n - 1];
@@ -497,10 +503,10 @@ MAPTBL_API int maptbl_table_estimate(uint64_t nr_extents, uint64_t nr_long,
 			levels++;
 		}
 	}
-	if (total > UINT32_MAX)
+	if (p.spare_nodes > UINT32_MAX || total + p.spare_nodes > UINT32_MAX)
 		return -E2BIG;
 	est->nodes = total - 1;
-	est->bytes = total * p.node_size;
+	est->bytes = (total + p.spare_nodes) * p.node_size;
 	est->depth = levels;
 	return 0;
 }

@@ -22,7 +22,22 @@
 #define MT_PRINTF(a, b)
 #define MT_LIKELY(x) (x)
 #define MT_UNLIKELY(x) (x)
+/*
+ * Called after every change of the published tree (update.c: publish; compact), so that derived
+ * lookup state can be rebuilt. A no-op unless lookup.c defines it (then it defines
+ * MT_TABLE_CHANGED_DEFINED and declares it above this line).
+ */
+#ifndef MT_TABLE_CHANGED_DEFINED
+#define MT_TABLE_CHANGED_DEFINED
+static inline void mt_table_changed(struct maptbl_table *t)
+{
+	(void)t;
+}
 #endif
+
+#endif
+
+struct mt_wstate;
 
 struct maptbl_table {
 	uint32_t magic;
@@ -40,6 +55,7 @@ struct maptbl_table {
 	uint8_t *buf;		/* table_len bytes, owned */
 	size_t len;
 	struct maptbl_stats st;
+	struct mt_wstate *ws;	/* writer state (update.c), made by the first update; NULL before */
 };
 
 /* Logging (serialize.c). mt_log() formats and passes one line to the callback, if any. */
@@ -81,6 +97,13 @@ static inline uint32_t mt_log2(uint64_t x)
 void mt_stats_node(struct maptbl_stats *st, unsigned kind, unsigned level, uint32_t nr_entries,
 		   uint32_t node_size);
 void mt_stats_extent(struct maptbl_stats *st, uint64_t len, uint32_t flags);
+
+/* Writes a node header after its entries: zero tail, CRC (build.c; also used by update.c). */
+void mt_write_node_hdr(uint8_t *node, unsigned kind, unsigned level, uint32_t nr, uint32_t self,
+		       uint64_t base, uint32_t node_size);
+
+/* Frees the writer state of a table (update.c); accepts NULL. */
+void mt_wstate_free(struct mt_wstate *ws);
 
 /* Allocates a table handle around @buf (taken over) and fills the header fields. */
 struct maptbl_table *mt_table_new(uint8_t *buf, size_t len);
@@ -127,5 +150,18 @@ static inline void mt_decode_entry(const uint8_t *node, unsigned kind, uint32_t 
 			e->flags = MAPTBL_EXTENT_UNWRITTEN;
 	}
 }
+
+/*
+ * Called after every change of the published tree (update.c: publish; compact), so that derived
+ * lookup state can be rebuilt. A no-op unless lookup.c defines it (then it defines
+ * MT_TABLE_CHANGED_DEFINED and declares it above this line).
+ */
+#ifndef MT_TABLE_CHANGED_DEFINED
+#define MT_TABLE_CHANGED_DEFINED
+static inline void mt_table_changed(struct maptbl_table *t)
+{
+	(void)t;
+}
+#endif
 
 #endif

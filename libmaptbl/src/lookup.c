@@ -86,6 +86,7 @@ MAPTBL_API void maptbl_table_free(struct maptbl_table *t)
 	if (!t)
 		return;
 	t->magic = 0;
+	mt_wstate_free(t->ws);
 	free(t->disk_path);
 	free(t->buf);
 	free(t);

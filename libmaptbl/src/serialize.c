@@ -94,7 +94,7 @@ MAPTBL_API int maptbl_build_opts_init(struct maptbl_build_opts *opts, size_t sz)
 	memset(opts, 0, sz); /* all of the caller's struct: fields we do not know must be 0 */
 	opts->sz = sz;
 	/* Tripwire: a new field needs its default here. */
-	_Static_assert(sizeof(struct maptbl_build_opts) == 64, "build opts changed");
+	_Static_assert(sizeof(struct maptbl_build_opts) == 72, "build opts changed");
 	return 0;
 }
 

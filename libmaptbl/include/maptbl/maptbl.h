@@ -6,14 +6,20 @@
  * validated table: built from extents with maptbl_table_build() or checked from an untrusted
  * buffer with maptbl_table_open().
  *
- * Threading: a struct maptbl_table is immutable once returned; any number of threads may call
- * the const functions on it at the same time. maptbl_set_log_fn() changes process-wide state: call
- * it before other threads use the library.
+ * Threading: any number of threads may call the const functions on one struct maptbl_table at
+ * the same time. The update functions (maptbl_table_insert() ... maptbl_table_compact(),
+ * maptbl_table_space()) change the table: the caller serialises them with every other call on
+ * the same table. What runs concurrently with updates is a walker (a device, maptbl_walk_lookup())
+ * reading the table's buffer, under the contract of docs/FORMAT.md §12: it loads the live word
+ * once (acquire) and then reads only nodes of that tree, which no update writes until the caller
+ * reclaims them (maptbl_table_reclaim()). maptbl_set_log_fn() changes process-wide state: call it
+ * before other threads use the library.
  *
  * Errors: every function that can fail returns 0 (or a count) on success and a negative errno
  * value on failure; nothing sets errno. -EBADMSG: malformed table or extent list. -EOPNOTSUPP:
  * unknown incompat feature. -EINVAL: bad argument or option. -ENOMEM: out of memory. -E2BIG:
  * the table would exceed a format or implementation limit. -ERANGE: block past the virtual disk.
+ * Updates add -EEXIST, -ENOENT, -ENXIO, -ENOSPC and -EROFS (see maptbl_table_insert()).
  * The library never prints: details go to the log callback and to the caller's struct
  * maptbl_diag when one is passed in the opts.
  */
@@ -88,11 +94,34 @@ struct maptbl_stats {
 
 /** The size model of a table (maptbl_table_estimate()). */
 struct maptbl_estimate {
-	uint64_t bytes;	   /**< table_len: header node + tree nodes, times node_size */
+	uint64_t bytes;	   /**< table_len: header node + tree nodes + spare slots, times node_size */
 	uint64_t nodes;	   /**< tree nodes (index + leaves), the header node excluded */
 	uint32_t depth;	   /**< levels (0 for no extents) */
 	uint32_t reserved; /**< zero */
 };
+
+/** Room for updates in a table's buffer (maptbl_table_space()). Fields are only appended. */
+struct maptbl_space {
+	uint64_t slots;		 /**< node slots in the buffer (table_len / node_size), header included */
+	uint64_t tree_nodes;	 /**< nodes of the published tree */
+	uint64_t free_nodes;	 /**< slots updates may write now */
+	uint64_t retired_nodes;	 /**< replaced by a publish; free after maptbl_table_reclaim() */
+	uint64_t pending_nodes;	 /**< written by staged updates, not yet published */
+	uint64_t bytes_written;	 /**< bytes updates stored into the buffer: nodes, live words, header */
+	uint64_t nodes_written;	 /**< nodes updates wrote */
+	uint64_t publishes;	 /**< live-word stores */
+	uint32_t oldest_retired; /**< generation that retired the oldest waiting node (retired_nodes > 0) */
+	uint32_t reserved;	 /**< zero */
+};
+
+/** @name Update flags. @{ */
+/**
+ * Stage the change without publishing it: later updates build on it, and maptbl_table_publish()
+ * makes all staged changes visible with one live-word store (fewer nodes written than one publish
+ * per change when they share a path).
+ */
+#define MAPTBL_UPDATE_STAGE 0x1u
+/** @} */
 
 /** Log levels. */
 enum maptbl_log_level {
@@ -117,8 +146,14 @@ struct maptbl_build_opts {
 	struct maptbl_diag *diag; /**< optional: receives the first problem */
 	const char *disk_path;	 /**< the disk the extents lie on, recorded in the table; NULL = none */
 	uint64_t disk_id;	 /**< its identity (maptbl_fs_disk_id()), recorded; 0 = none */
+	/**
+	 * Free node slots appended after the tree (0.2): room for updates (maptbl_table_insert()
+	 * and the other update functions) without a rebuild. With fill_pct below 100 the nodes
+	 * themselves keep room too. 0 = none.
+	 */
+	uint64_t spare_nodes;
 };
-#define maptbl_build_opts__last_field disk_id
+#define maptbl_build_opts__last_field spare_nodes
 
 /** Options of maptbl_table_open(). Initialise with maptbl_open_opts_init(). */
 struct maptbl_open_opts {
@@ -304,6 +339,123 @@ MAPTBL_API int maptbl_table_iterate(const struct maptbl_table *t, maptbl_extent_
  */
 MAPTBL_API int maptbl_table_stats(const struct maptbl_table *t, struct maptbl_stats *st,
 				  size_t sz);
+
+/**
+ * @brief Map a hole to physical blocks: insert the extent @p e (the fault service's "the host
+ * allocated blocks for a write into a hole").
+ *
+ * The change is copy-on-write in the table's own buffer (docs/FORMAT.md §12): the leaf that gets
+ * the extent and the path above it are written into free slots, then published with one 8-byte
+ * release store of the live word (unless @p flags has MAPTBL_UPDATE_STAGE). The extent is merged
+ * with a neighbour that continues it on the disk with the same flags. In a table without the
+ * WIDE_LEAF feature, extents longer than 32768 blocks are stored as several adjacent ones.
+ *
+ * @param t table from maptbl_table_build() (with spare_nodes or fill_pct below 100 for room) or
+ *        maptbl_table_open(); its buffer (maptbl_table_data()) is what a device walks
+ * @param e the extent: lblk, pblk, len >= 1, flags 0 or MAPTBL_EXTENT_UNWRITTEN, reserved 0
+ * @param flags 0 or MAPTBL_UPDATE_STAGE
+ * @return 0, the table unchanged on any error: -EINVAL (NULL, length 0, unknown flags);
+ *         -ERANGE (past the virtual disk, or the physical range past the disk or 2^48);
+ *         -EEXIST (a block of the range is mapped or unwritten); -ENXIO (a block is absent:
+ *         maptbl_table_unmark_absent() first); -ENOSPC (no free slot: maptbl_table_reclaim() or
+ *         maptbl_table_compact()); -E2BIG (the tree would exceed 16 levels); -EROFS (read-only
+ *         table); -ENOMEM.
+ */
+MAPTBL_API int maptbl_table_insert(struct maptbl_table *t, const struct maptbl_extent *e,
+				   uint32_t flags);
+
+/**
+ * @brief Mark [@p lblk, @p lblk + @p len) written: unwritten extents in it become written
+ * (split at the range's edges, merged with written neighbours that continue them on the disk).
+ * Blocks already written stay as they are; when none is unwritten nothing is written or published.
+ * @return 0; -ENOENT when a block of the range is a hole; -ENXIO when one is absent; otherwise
+ *         as maptbl_table_insert(). The table is unchanged on any error.
+ */
+MAPTBL_API int maptbl_table_convert(struct maptbl_table *t, uint64_t lblk, uint64_t len,
+				    uint32_t flags);
+
+/**
+ * @brief Make [@p lblk, @p lblk + @p len) a hole again (extents cut at its edges). A range that
+ * holds no extent changes nothing.
+ * @return 0; -ENXIO when a block of the range is absent; otherwise as maptbl_table_insert().
+ */
+MAPTBL_API int maptbl_table_punch(struct maptbl_table *t, uint64_t lblk, uint64_t len,
+				  uint32_t flags);
+
+/**
+ * @brief Grow the virtual disk to @p virtual_blocks (the new tail is a hole). Changes the header's
+ * virtual_blocks and header_crc (outside the live word), then publishes: see FORMAT.md §12 for
+ * what a walker must do about it.
+ * @return 0 (also when the size is unchanged); -EINVAL when smaller than now; -ERANGE above
+ *         2^48; -EROFS.
+ */
+MAPTBL_API int maptbl_table_grow(struct maptbl_table *t, uint64_t virtual_blocks, uint32_t flags);
+
+/**
+ * @brief Prune [@p lblk, @p lblk + @p len): drop its extents and mark the range absent (an index
+ * entry with child 0), so that any access to it faults (the paper's pruning under memory
+ * pressure). The nodes that held only this range are retired and, once reclaimed, free.
+ * @return 0; otherwise as maptbl_table_insert().
+ */
+MAPTBL_API int maptbl_table_mark_absent(struct maptbl_table *t, uint64_t lblk, uint64_t len,
+					uint32_t flags);
+
+/**
+ * @brief Restore a pruned range: every block of [@p lblk, @p lblk + @p len) must be absent; it
+ * becomes the extents @p ext (from the filesystem, as the builder takes them: sorted, not
+ * overlapping, inside the range) and holes between them.
+ * @return 0; -ENOENT when a block of the range is not absent; -EINVAL for a bad extent list;
+ *         otherwise as maptbl_table_insert().
+ */
+MAPTBL_API int maptbl_table_unmark_absent(struct maptbl_table *t, uint64_t lblk, uint64_t len,
+					  const struct maptbl_extent *ext, size_t nr,
+					  uint32_t flags);
+
+/**
+ * @brief Publish the changes staged with MAPTBL_UPDATE_STAGE: one release store of the live word
+ * (root | generation + 1 << 32). Nothing staged: nothing happens.
+ * @return 0; -EINVAL for a bad handle.
+ */
+MAPTBL_API int maptbl_table_publish(struct maptbl_table *t);
+
+/**
+ * @brief Free the nodes that publishes replaced, once no walker can read them.
+ *
+ * A walker that loaded generation g from the live word reads only nodes of tree g; the publish of
+ * generation g + 1 and later retire nodes of it. Call this with @p oldest = the oldest generation
+ * a walk still in progress may have loaded (the current generation when no walk is in progress,
+ * e.g. after the device acknowledged "walk again" and holds no walk): every node retired by a
+ * publish of generation <= @p oldest becomes free for later updates. Generations compare as
+ * 32-bit serial numbers.
+ * @return the number of nodes freed (>= 0); -EINVAL for a bad handle.
+ */
+MAPTBL_API int maptbl_table_reclaim(struct maptbl_table *t, uint32_t oldest);
+
+/**
+ * @brief Room for updates: slots, free, retired and pending nodes, and what updates wrote.
+ * @param sp filled up to @p sz bytes; @param sz sizeof(*sp) as the caller compiled it
+ * @return 0; -EINVAL; -ENOMEM (the first call sets up the writer state).
+ */
+MAPTBL_API int maptbl_table_space(struct maptbl_table *t, struct maptbl_space *sp, size_t sz);
+
+/**
+ * @brief When the room runs out: a new, packed table with the current tree (staged changes
+ * included) and room for more, in a new buffer.
+ *
+ * The extents and absent ranges are laid out again as maptbl_table_build() does (breadth-first,
+ * @p opts->fill_pct per node, @p opts->spare_nodes free slots after the tree), with the disk
+ * record and features of @p t, and generation @p opts->generation or, when 0, that of @p t plus
+ * one. @p t is not changed. To switch: point the device at maptbl_table_data(*out) (the VF's
+ * table base and size registers: that store is the publish for a new buffer), then keep @p t until
+ * no walker reads it any more and free it.
+ *
+ * @param opts NULL for defaults; block_size, node_size and disk_blocks must be 0 or those of
+ *        @p t, virtual_blocks 0 or not smaller, disk_path and disk_id unset
+ * @param out receives the new table; free it with maptbl_table_free()
+ * @return 0; -EINVAL for bad options; -E2BIG; -EROFS; -ENOMEM.
+ */
+MAPTBL_API int maptbl_table_compact(struct maptbl_table *t, const struct maptbl_build_opts *opts,
+				    struct maptbl_table **out);
 
 /**
  * @brief Map a walker status to a negative errno (0 for MAPTBL_WALK_OK): BAD_HEADER, BAD_NODE and
