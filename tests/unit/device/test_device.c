@@ -1256,6 +1256,28 @@ static void test_eight_vfs(void **state)
 	devh_fini(&h);
 }
 
+/* The audit itself: a VF reading blocks its (audited) table does not map is caught. */
+static void test_audit_catches(void **state)
+{
+	struct maptbl_extent e[] = { { 0, 100, 8, 0 } }, other[] = { { 0, 300, 8, 0 } };
+	struct maptbl_table *t, *t2;
+	struct devh h;
+	uint64_t buf;
+	uint32_t got;
+
+	(void)state;
+	t = setup_vf1(&h, 1, e, 1, 8, 1, &buf);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, &got), MAPTBL_ST_OK);
+	assert_int_equal(h.audit_violations, 0);
+	t2 = build(other, 1, BS, 4096, 8, 0);
+	devh_allow(&h, 1, t2);	/* the audit now expects blocks 300.., the device has 100.. */
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 1, 1, buf, &got), MAPTBL_ST_OK);
+	assert_int_equal(h.audit_violations, 1);
+	maptbl_table_free(t);
+	maptbl_table_free(t2);
+	devh_fini(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1279,6 +1301,7 @@ int main(void)
 		cmocka_unit_test(test_rings),
 		cmocka_unit_test(test_irq_mask_reset),
 		cmocka_unit_test(test_eight_vfs),
+		cmocka_unit_test(test_audit_catches),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
