@@ -43,7 +43,7 @@ static void h_init(struct devh *h, unsigned nr_vfs)
 
 	memset(&c, 0, sizeof(c));
 	c.nr_vfs = nr_vfs;
-	c.mem_size = UINT64_C(64) << 20;
+	c.mem_size = UINT64_C(16) << 20;
 	c.disk_size = UINT64_C(32) << 20;
 	assert_int_equal(devh_init(h, &c), 0);
 	fill_disk(h, 1);
@@ -830,7 +830,8 @@ static uint8_t scratch[65536];
  * while the reference walker answered (allowed only for corrupt tables: the device checks whole
  * nodes).
  */
-static unsigned compare_walkers(uint8_t *buf, size_t len, bool crc, bool exact, bool caches)
+static unsigned compare_walkers(uint8_t *buf, size_t len, bool crc, bool exact, bool caches,
+				uint64_t disk_bytes)
 {
 	struct maptbl_walker w;
 	struct membuf mb;
@@ -844,7 +845,7 @@ static unsigned compare_walkers(uint8_t *buf, size_t len, bool crc, bool exact, 
 	memset(&c, 0, sizeof(c));
 	c.nr_vfs = 1;
 	c.mem_size = UINT64_C(8) << 20;
-	c.disk_size = UINT64_C(16) << 20;
+	c.disk_size = disk_bytes;
 	c.no_xc = !caches;
 	c.no_nc = !caches;
 	assert_int_equal(devh_init(&h, &c), 0);
@@ -937,14 +938,15 @@ static void test_walker_agrees(void **state)
 			uint64_t virt;
 			/* Small tables, deep ones, and long extents (wide leaves, mostly past the disk). */
 			size_t n = rep == 2 ? gen_ext(&r, e, 40, 40000, 1u << 30, &virt)
-					    : gen_ext(&r, e, rep ? 2500 : 40, 9, 4096, &virt);
+					    : gen_ext(&r, e, rep ? 2500 : 40, 9, rep ? 4096 : 1024, &virt);
 			uint8_t *copy;
 
 			t = build(e, n, 4096, ns, virt, 0);
 			copy = malloc(maptbl_table_len(t));
 			memcpy(copy, maptbl_table_data(t), maptbl_table_len(t));
 			/* The disk pattern: mapped blocks read non-zero bytes. */
-			compare_walkers(copy, maptbl_table_len(t), rep == 1, true, rep != 2);
+			compare_walkers(copy, maptbl_table_len(t), rep == 1, true, rep != 2,
+					(uint64_t)(rep == 1 ? 4096 : 1024) * 4096);
 			free(copy);
 			maptbl_table_free(t);
 		}
@@ -960,11 +962,11 @@ static void test_walker_corrupt(void **state)
 
 	(void)state;
 	rng_seed(&r, test_seed(13));
-	for (iter = 0; iter < 120; iter++) {
+	for (iter = 0; iter < 80; iter++) {
 		uint32_t ns = 256u << rng_below(&r, 3);
 		struct maptbl_table *t;
 		uint64_t virt;
-		size_t n = gen_ext(&r, e, 50 + rng_below(&r, 300), 9, 4096, &virt), len, i;
+		size_t n = gen_ext(&r, e, 50 + rng_below(&r, 300), 9, 1024, &virt), len, i;
 		unsigned flips = 1 + (unsigned)rng_below(&r, 4);
 		uint8_t *copy;
 
@@ -978,7 +980,7 @@ static void test_walker_corrupt(void **state)
 
 			copy[off] ^= (uint8_t)(1u << rng_below(&r, 8));
 		}
-		stricter += compare_walkers(copy, len, iter % 2, false, iter % 3 != 0);
+		stricter += compare_walkers(copy, len, iter % 2, false, iter % 3 != 0, 4u << 20);
 		free(copy);
 		maptbl_table_free(t);
 	}
