@@ -77,6 +77,11 @@ check "the write to the hole stalls VF 1" [ $stalled = 1 ]
 check "the fault names block 100, a write to a hole" \
 	grep -q '"fault": {"lba": 100, "count": 1, "write": true, "reason": 1}' "$WORK/list.json"
 check "the writer is still waiting" kill -0 $DD
+# The fault queue (maptbl_hw_fault_start/read/ack): the fault raised before the queue ran is posted.
+"$MAPTBL" --json vf faults --wait 5000 >"$WORK/faults.json"
+check "the fault queue posts VF 1's write fault at block 100 (hole)" \
+	grep -q '"vf": 1, "lba": 100, "count": 1, "write": true, "reason": "hole"' "$WORK/faults.json"
+check "the writer still waits after the fault was read" kill -0 $DD
 # Service by hand: allocate written blocks through the filesystem, rebuild, push (walk again).
 dd if=/dev/zero of="$MNT/vm.img" bs=$BS seek=100 count=1 conv=notrunc,fsync status=none
 "$MAPTBL" vf create --vf 1 "$MNT/vm.img" --size $VSIZE >/dev/null
