@@ -50,6 +50,21 @@ nbdcopy "$URI" "$WORK/vf.out"
 cp "$MNT/vm.img" "$WORK/expect" && truncate -s $VSIZE "$WORK/expect"
 check "nbdcopy of the VF equals the file padded to $VSIZE bytes" cmp "$WORK/vf.out" "$WORK/expect"
 
+# nbdinfo sees the VF's size; nbdcopy onto the VF (writes, zero requests, flush): a copy of the
+# VF with mapped block 60 zeroed and block 70 rewritten lands in the file (holes stay holes:
+# writing zeros there is a WRITE_ZEROES, which needs no fault).
+check "nbdinfo reports the virtual size" [ "$(nbdinfo --size "$URI")" = $VSIZE ]
+cp "$WORK/vf.out" "$WORK/src"
+dd if=/dev/zero of="$WORK/src" bs=$BS seek=60 count=1 conv=notrunc status=none
+head -c $BS /dev/urandom | dd of="$WORK/src" bs=$BS seek=70 count=1 conv=notrunc status=none
+nbdcopy --flush "$WORK/src" "$URI"
+check "nbdcopy onto the VF completes" [ $? = 0 ]
+echo 3 >/proc/sys/vm/drop_caches
+check "the file now equals what was copied onto the VF" \
+	cmp "$MNT/vm.img" <(head -c "$(stat -c %s "$MNT/vm.img")" "$WORK/src")
+"$MAPTBL" vf stats 1 >"$WORK/stats0"
+check "the device counted a flush" grep -q "flushes *[1-9]" "$WORK/stats0"
+
 # 2. A write to a mapped block lands in the file.
 FUSE=$WORK/fuse
 mkdir -p "$FUSE"
