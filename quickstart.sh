@@ -32,6 +32,8 @@ packages=(gcc make cmake pkg-config libc6-dev libcmocka-dev libjansson-dev diffu
 	btrfs-progs libbtrfsutil-dev)
 # maptbl stats --yaml (libyaml); its tests: xmllint checks the --plot SVG, python3-yaml reads the YAML.
 packages+=(libyaml-dev libxml2-utils python3 python3-yaml)
+# The device (issue #6): libyaml for vf apply, nbdkit and its plugin headers, nbdcopy/nbdfuse, FUSE.
+packages+=(libyaml-dev nbdkit nbdkit-plugin-dev libnbd-bin fuse3 python3)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -45,6 +45,7 @@ struct maptbl_cmd {
 
 extern const struct maptbl_cmd cmd_build, cmd_verify, cmd_dump, cmd_lookup, cmd_cat,
 	cmd_stats;
+extern const struct maptbl_cmd cmd_push, cmd_vf;
 
 /* Messages: "maptbl CMD: message" on stderr, or {"error": ...} on stdout in JSON mode. */
 void cli_error(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -82,5 +83,16 @@ void json_str(FILE *f, const char *s);
 const char *cli_state_name(uint32_t state);
 /* Digits of @v in decimal or hex (without a 0x prefix). */
 int cli_digits(uint64_t v, bool hex);
+
+/* The device commands (cmd_push.c, cmd_vf.c). */
+struct maptbl_fs_map;
+struct maptbl_hw;
+/* Maps FILE through the fs adapters (cmd_build.c); prints each refusal. Returns an exit status. */
+int cli_map_file(struct cli *cli, const char *file, const char *image, uint32_t source,
+		 uint32_t bs, bool read_only, struct maptbl_fs_map **out);
+/* Opens DEV (or $MAPTBL_DEV when NULL). Returns an exit status; on error it printed why. */
+int cli_open_hw(struct cli *cli, const char *dev, struct maptbl_hw **out);
+/* Exit status for a libmaptbl-hw error, after printing "WHAT: reason". */
+int cli_hw_error(struct cli *cli, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

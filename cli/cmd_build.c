@@ -158,8 +158,9 @@ static int size_in_blocks(struct cli *cli, const char *opt, const char *arg, uin
 	return EXIT_OK;
 }
 
-/* Maps FILE through the adapters; prints each refusing finding. Returns an exit status. */
-static int map_file(struct cli *cli, const char *file, const char *image, uint32_t source,
+/* Maps FILE through the adapters; prints each refusing finding. Returns an exit status.
+ * Also used by maptbl vf create and vf apply (cli.h). */
+int cli_map_file(struct cli *cli, const char *file, const char *image, uint32_t source,
 		    uint32_t bs, bool read_only, struct maptbl_fs_map **out)
 {
 	struct maptbl_fs_opts fo;
@@ -330,7 +331,7 @@ static int do_build(struct cli *cli, const struct maptbl_cmd *cmd, int argc, cha
 		return cli_usage_error(cli, "--fill %llu is not from 1 to 100", (unsigned long long)fill);
 
 	if (file) {
-		status = map_file(cli, file, image, source, (uint32_t)bs, read_only, &fm);
+		status = cli_map_file(cli, file, image, source, (uint32_t)bs, read_only, &fm);
 		if (status)
 			return status;
 		bs = maptbl_fs_map_block_size(fm);

@@ -20,6 +20,8 @@ static const struct maptbl_cmd *const cmds[] = {
 	&cmd_lookup,
 	&cmd_cat,
 	&cmd_stats,
+	&cmd_push,
+	&cmd_vf,
 	NULL,
 };
 

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * maptbl/hw.h - libmaptbl-hw, the host driver of the maptbl device (docs/REGISTERS.md).
+ *
+ * Open a device by name: "emu:/path/to.sock" (the standalone emulator maptbl-emu(8)),
+ * "pci:DDDD:BB:DD.F" (a PCI function through sysfs: resource0 and DMA memory from hugepages,
+ * needs root) or "vfio:DDDD:BB:DD.F" (a function bound to vfio-pci). Then: enable VFs, allocate
+ * DMA memory, push a table to a VF, read a VF's state and counters, destroy a VF, service the
+ * fault queue (read entries, acknowledge, walk again), and do block I/O through a function's own
+ * rings (what a VM's driver does; the nbdkit plugin uses it).
+ *
+ * Table lifetime. A pushed table lives in DMA memory. With the emulator, push allocates it
+ * *persistent*: it stays in the emulator's shared memory after the pushing process exits, until
+ * the VF is destroyed or given another table (REGISTERS.md §11.4), so short-lived commands work.
+ * With "pci:" and "vfio:" DMA memory belongs to the process: a pushed table lives as long as the
+ * struct maptbl_hw that pushed it (maptbl push --hold).
+ *
+ * Threading: a struct maptbl_hw and everything opened from it (DMA buffers, queues) may be used
+ * by one thread at a time; use one handle per thread, or lock around calls. Different handles
+ * are independent. maptbl_hw_dma_ptr() memory may be touched from any thread.
+ *
+ * Errors: functions that can fail return 0 (or a count) on success and a negative errno value on
+ * failure; nothing sets errno; details go to the libmaptbl log callback (maptbl_set_log_fn()).
+ * -ENODEV: no such device, function or VF. -EPROTO: the device or emulator answered something
+ * unexpected (wrong ID or version, protocol error). -EBADMSG: the device refused the table
+ * (its table error is logged). -EBUSY: another process owns the resource (fault queue).
+ * -ETIMEDOUT: a wait ran out. -ENOMEM: no DMA memory. -EINVAL: bad argument or option.
+ * -ENOTCONN: the emulator went away.
+ */
+#ifndef MAPTBL_HW_H
+#define MAPTBL_HW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <maptbl/hw_regs.h>
+#include <maptbl/maptbl.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An open device (opaque). */
+struct maptbl_hw;
+/** A DMA buffer: host memory the device can reach (opaque). */
+struct maptbl_hw_dma;
+/** A function's request and completion rings, driven synchronously (opaque). */
+struct maptbl_hw_queue;
+
+/** Device identification and parameters (POD), from maptbl_hw_dev_info(). */
+struct maptbl_hw_dev_info {
+	uint32_t version;	/**< VERSION register: major << 16 | minor */
+	uint32_t max_vfs;	/**< MAX_VFS */
+	uint32_t num_vfs;	/**< NUM_VFS */
+	uint32_t block_size;	/**< PF block size, bytes */
+	uint64_t disk_blocks;	/**< PF DISK_BLOCKS */
+	uint32_t max_xfer;	/**< MAX_XFER, blocks per request */
+	uint32_t xcache_entries; /**< extent cache (BTLB) entries */
+	uint32_t ncache_entries; /**< node cache entries */
+	uint32_t reserved;
+	const char *backend;	/**< "emu", "pci" or "vfio" (static string) */
+};
+
+/** One VF's state (POD), from maptbl_hw_vf_info(). */
+struct maptbl_hw_vf_info {
+	uint32_t vf;		/**< VF number, 1 .. 64 */
+	bool exists;		/**< vf <= NUM_VFS */
+	bool enabled;		/**< a table is latched */
+	bool read_only;		/**< CTRL.READ_ONLY */
+	bool stalled;		/**< a request waits for the host (fault_* describe it) */
+	bool table_error;	/**< the last latch or walk found a bad table */
+	uint32_t terr;		/**< enum maptbl_hw_terr */
+	uint64_t table_base;	/**< TABLE_BASE */
+	uint64_t table_len;	/**< TABLE_LEN */
+	uint64_t virt_blocks;	/**< VIRT_BLOCKS */
+	uint32_t block_size;	/**< BLOCK_SIZE */
+	uint32_t generation;	/**< live-word generation of the last walk */
+	uint64_t fault_lba;	/**< last fault: first block */
+	uint32_t fault_count;	/**< last fault: blocks */
+	uint32_t fault_info;	/**< last fault: MAPTBL_FAULT_INFO_* */
+	char label[256];	/**< what the pusher named the table (its file), "" if unknown */
+};
+
+/** A function's counters (POD): c[MAPTBL_STAT_*] (REGISTERS.md §8). */
+struct maptbl_hw_counters {
+	uint64_t c[MAPTBL_STAT_COUNT];
+};
+
+/** One fault queue entry, decoded (POD). */
+struct maptbl_hw_fault_entry {
+	uint64_t lba;		/**< first faulting virtual block */
+	uint32_t count;		/**< blocks */
+	uint32_t tag;		/**< tag of the stalled request */
+	uint32_t vf;		/**< VF 1 .. 64 */
+	uint32_t reason;	/**< enum maptbl_hw_fault_reason */
+	bool write;		/**< the request was a write */
+	uint32_t seq;		/**< device-wide fault number */
+};
+
+/** One block request for maptbl_hw_queue_io() (in and out fields). */
+struct maptbl_hw_io {
+	uint32_t opcode;	/**< in: enum maptbl_hw_opcode */
+	uint32_t flags;		/**< in: MAPTBL_REQ_F_FUA or 0 */
+	uint64_t lba;		/**< in: first block of the function */
+	uint64_t nblocks;	/**< in: blocks (0 for FLUSH); split as MAX_XFER needs */
+	void *buf;		/**< in: nblocks * block size bytes (READ, WRITE); NULL otherwise */
+	int timeout_ms;		/**< in: per device request; 0 waits for ever (a stalled write) */
+	uint32_t status;	/**< out: enum maptbl_hw_status of the first failed piece, or 0 */
+	uint64_t blocks;	/**< out: blocks done before the failure (all when 0 returned) */
+};
+
+/** Options of maptbl_hw_open(). */
+struct maptbl_hw_open_opts {
+	size_t sz;		/**< sizeof(struct maptbl_hw_open_opts) */
+	int timeout_ms;		/**< emulator replies; 0 = 30000 */
+};
+#define maptbl_hw_open_opts__last_field timeout_ms
+
+/** Options of maptbl_hw_vf_push(). */
+struct maptbl_hw_push_opts {
+	size_t sz;		/**< sizeof(struct maptbl_hw_push_opts) */
+	uint64_t virt_blocks;	/**< virtual disk size in blocks; 0 = the table's virtual_blocks */
+	bool read_only;		/**< the VF refuses writes */
+	bool check_crc;		/**< the device checks CRC32C of header and nodes */
+	const char *label;	/**< kept with the table for maptbl_hw_vf_info() (a file name) */
+};
+#define maptbl_hw_push_opts__last_field label
+
+/** @name maptbl_hw_dma_alloc() flags. @{ */
+#define MAPTBL_HW_DMA_PERSIST 0x1u /**< emulator: outlive this process (until freed) */
+/** @} */
+
+/** @brief Set @p opts to the defaults. @return 0, or -EINVAL if @p sz is too small. */
+MAPTBL_API int maptbl_hw_open_opts_init(struct maptbl_hw_open_opts *opts, size_t sz);
+/** @brief Set @p opts to the defaults. @return 0, or -EINVAL if @p sz is too small. */
+MAPTBL_API int maptbl_hw_push_opts_init(struct maptbl_hw_push_opts *opts, size_t sz);
+
+/**
+ * @brief Open the device @p dev ("emu:PATH", "pci:BDF", "vfio:BDF") and check its ID and major
+ * version.
+ * @return 0 and *out; -ENODEV (no such device or socket), -EPROTO (not a maptbl device, another
+ * major version), -EACCES, -EINVAL (malformed name or opts), -ENOMEM.
+ */
+MAPTBL_API int maptbl_hw_open(const char *dev, const struct maptbl_hw_open_opts *opts,
+			      struct maptbl_hw **out);
+
+/** @brief Close @p hw: free its non-persistent DMA memory and queues. NULL is fine. */
+MAPTBL_API void maptbl_hw_close(struct maptbl_hw *hw);
+
+/** @brief Identification and parameters. @return 0 or -errno (register access failed). */
+MAPTBL_API int maptbl_hw_dev_info(struct maptbl_hw *hw, struct maptbl_hw_dev_info *info);
+
+/** @brief Read a 32-bit register of function @p fn (0 = PF). @return 0 or -errno. */
+MAPTBL_API int maptbl_hw_read32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t *val);
+/** @brief Read a 64-bit register. @return 0 or -errno. */
+MAPTBL_API int maptbl_hw_read64(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint64_t *val);
+/** @brief Write a 32-bit register. @return 0 or -errno. */
+MAPTBL_API int maptbl_hw_write32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t val);
+/** @brief Write a 64-bit register. @return 0 or -errno. */
+MAPTBL_API int maptbl_hw_write64(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint64_t val);
+
+/**
+ * @brief Wait up to @p timeout_ms (< 0: for ever) for an interrupt of function @p fn.
+ * Interrupts are hints that may be coalesced: check the device state after any return.
+ * @return 0 with the vectors seen in *vectors (bit n = MAPTBL_VEC_n), -ETIMEDOUT, -errno.
+ */
+MAPTBL_API int maptbl_hw_wait_irq(struct maptbl_hw *hw, unsigned fn, int timeout_ms,
+				  uint32_t *vectors);
+
+/**
+ * @brief Make VFs 1 .. @p n exist (NUM_VFS). Lowering it disables the VFs above.
+ * @return 0, -ENODEV (@p n > MAX_VFS), -errno.
+ */
+MAPTBL_API int maptbl_hw_set_num_vfs(struct maptbl_hw *hw, unsigned n);
+
+/**
+ * @brief Allocate @p len bytes of zeroed DMA memory, 4096-aligned.
+ * @param flags MAPTBL_HW_DMA_PERSIST or 0.
+ * @return 0 and *out (free it with maptbl_hw_dma_free()); -ENOMEM, -EINVAL, -errno.
+ */
+MAPTBL_API int maptbl_hw_dma_alloc(struct maptbl_hw *hw, size_t len, unsigned flags,
+				   struct maptbl_hw_dma **out);
+/**
+ * @brief Release @p dma's handle. A persistent buffer stays allocated in the device's memory
+ * (free it with maptbl_hw_dma_release()); others are freed. NULL is fine.
+ */
+MAPTBL_API void maptbl_hw_dma_free(struct maptbl_hw_dma *dma);
+/** @brief Free the DMA memory at bus address @p addr, persistent or not. @return 0 or -errno. */
+MAPTBL_API int maptbl_hw_dma_release(struct maptbl_hw *hw, uint64_t addr);
+/** @brief The buffer's address in this process. */
+MAPTBL_API void *maptbl_hw_dma_ptr(const struct maptbl_hw_dma *dma);
+/** @brief The buffer's bus address, as the device sees it. */
+MAPTBL_API uint64_t maptbl_hw_dma_addr(const struct maptbl_hw_dma *dma);
+/** @brief The buffer's length in bytes. */
+MAPTBL_API size_t maptbl_hw_dma_len(const struct maptbl_hw_dma *dma);
+
+/**
+ * @brief Push table @p t to VF @p vf: copy it into DMA memory (persistent where the backend
+ * allows), program TABLE_BASE, TABLE_LEN, VIRT_BLOCKS, BLOCK_SIZE and CTRL, and check that the
+ * device latched it. NUM_VFS is raised to @p vf if needed. A VF that already has a table gets
+ * the new one with WALK_AGAIN (its rings keep running); its old table memory is freed.
+ * @return 0; -ENODEV (no such VF), -EBADMSG (the device refused the table: logged why),
+ * -EINVAL (bad opts, virt_blocks smaller than the table's or over 2^48), -ENOMEM, -errno.
+ */
+MAPTBL_API int maptbl_hw_vf_push(struct maptbl_hw *hw, unsigned vf, const struct maptbl_table *t,
+				 const struct maptbl_hw_push_opts *opts);
+
+/**
+ * @brief Destroy VF @p vf's mapping: disable it (its rings stop, a stalled request is dropped)
+ * and free its table memory.
+ * @return 0, -ENODEV (no such VF), -ENOENT (it had no table), -errno.
+ */
+MAPTBL_API int maptbl_hw_vf_destroy(struct maptbl_hw *hw, unsigned vf);
+
+/** @brief State of VF @p vf. @return 0, -ENODEV (@p vf not 1 .. MAX_VFS), -errno. */
+MAPTBL_API int maptbl_hw_vf_info(struct maptbl_hw *hw, unsigned vf, struct maptbl_hw_vf_info *info);
+
+/** @brief The lowest VF without a table. @return 0 and *vf, -ENOSPC (all in use), -errno. */
+MAPTBL_API int maptbl_hw_vf_find_free(struct maptbl_hw *hw, unsigned *vf);
+
+/**
+ * @brief Write WALK_AGAIN of VF @p vf: retry the stalled request (@p fail false; the VF's table
+ * registers are re-latched first), or fail it with NO_SPACE (@p fail true).
+ * @return 0, -ENODEV, -EBADMSG (retry: the device refused the re-latched table), -errno.
+ */
+MAPTBL_API int maptbl_hw_vf_walk_again(struct maptbl_hw *hw, unsigned vf, bool fail);
+
+/** @brief Counters of function @p fn (0 = PF). @return 0, -ENODEV, -errno. */
+MAPTBL_API int maptbl_hw_counters(struct maptbl_hw *hw, unsigned fn, struct maptbl_hw_counters *c);
+/** @brief Zero the counters of function @p fn. @return 0, -ENODEV, -errno. */
+MAPTBL_API int maptbl_hw_counters_clear(struct maptbl_hw *hw, unsigned fn);
+/** @brief Name of counter @p idx (MAPTBL_STAT_*), e.g. "requests"; NULL for a reserved slot. */
+MAPTBL_API const char *maptbl_hw_stat_name(unsigned idx);
+/** @brief Name of a completion status ("ok", "no-space", ...); "unknown" otherwise. */
+MAPTBL_API const char *maptbl_hw_status_name(uint32_t status);
+/** @brief Name of a table error (enum maptbl_hw_terr); "unknown" otherwise. */
+MAPTBL_API const char *maptbl_hw_terr_name(uint32_t terr);
+
+/**
+ * @brief Start the PF fault queue with @p entries entries (a power of two 2 .. 4096) in this
+ * handle's DMA memory; this handle then owns it until maptbl_hw_fault_stop() or close.
+ * @return 0, -EBUSY (another owner has it running), -EINVAL, -ENOMEM, -errno.
+ */
+MAPTBL_API int maptbl_hw_fault_start(struct maptbl_hw *hw, unsigned entries);
+/** @brief Stop the fault queue this handle started. @return 0 or -errno. */
+MAPTBL_API int maptbl_hw_fault_stop(struct maptbl_hw *hw);
+/**
+ * @brief Copy up to @p max new fault entries, waiting up to @p timeout_ms (< 0 for ever, 0 not
+ * at all) for the first. The entries stay in the queue until maptbl_hw_fault_ack().
+ * @return the number copied (0 on timeout), -EINVAL (queue not started), -EIO (queue stopped
+ * with an error), -errno.
+ */
+MAPTBL_API int maptbl_hw_fault_read(struct maptbl_hw *hw, struct maptbl_hw_fault_entry *out,
+				    size_t max, int timeout_ms);
+/** @brief Acknowledge the @p n oldest entries (FQ_HEAD). @return 0, -EINVAL, -errno. */
+MAPTBL_API int maptbl_hw_fault_ack(struct maptbl_hw *hw, unsigned n);
+
+/**
+ * @brief Set up function @p fn's rings (@p entries, a power of two 2 .. 4096) and a bounce
+ * buffer in this handle's DMA memory: the driver side of a VF (or the PF). @p fn must have a
+ * block size (a VF needs a table).
+ * @return 0 and *out, -ENODEV (no such function, or a VF without a table), -EBUSY (its rings
+ * already run), -EIO (the device refused the rings), -ENOMEM, -errno.
+ */
+MAPTBL_API int maptbl_hw_queue_open(struct maptbl_hw *hw, unsigned fn, unsigned entries,
+				    struct maptbl_hw_queue **out);
+/** @brief Stop the rings and free the queue. NULL is fine. */
+MAPTBL_API void maptbl_hw_queue_close(struct maptbl_hw_queue *q);
+/** @brief Block size of the queue's function, bytes. */
+MAPTBL_API uint32_t maptbl_hw_queue_block_size(const struct maptbl_hw_queue *q);
+/** @brief Size of the queue's function (DISK_BLOCKS), blocks. */
+MAPTBL_API uint64_t maptbl_hw_queue_blocks(const struct maptbl_hw_queue *q);
+
+/**
+ * @brief Do @p io synchronously: requests of at most MAX_XFER blocks (and the bounce buffer),
+ * one after the other, each waited for (interrupt, then the completion entry in memory).
+ * @return 0; -EROFS (READ_ONLY), -ENOSPC (NO_SPACE), -ERANGE (OUT_OF_RANGE), -ENODEV
+ * (NOT_READY), -EIO (other statuses, or the rings stopped), -ETIMEDOUT, -EINVAL; io->status and
+ * io->blocks say what the device answered.
+ */
+MAPTBL_API int maptbl_hw_queue_io(struct maptbl_hw_queue *q, struct maptbl_hw_io *io);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MAPTBL_HW_H */
