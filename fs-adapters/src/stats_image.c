@@ -278,7 +278,10 @@ static int walk_file(struct walk *w, ext2_ino_t ino, char *path)
 
 	rc = ext2fs_read_inode_full(g->fs, ino, (struct ext2_inode *)&in, sizeof(in));
 	if (rc)
-		return count_error(g, path, ino, rc == EXT2_ET_NO_MEMORY ? -ENOMEM : -EUCLEAN);
+		return count_error(g, path, ino,
+				   rc == EXT2_ET_NO_MEMORY		    ? -ENOMEM
+				   : rc == EXT2_ET_INODE_CSUM_INVALID ? -EBADMSG
+								      : -EUCLEAN);
 	if (!counted_inode(g, ino, &in))
 		return 0;
 	err = measure_inode(g, ino, &in, &f);
