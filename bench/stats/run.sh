@@ -24,7 +24,7 @@ MAPTBL=${MAPTBL:-$BUILD/cli/maptbl}
 BARE=${BARE:-$BUILD/bench/stats/maptbl-bench-stats-bare}
 TREE=${TREE:-/usr}
 REPS=${REPS:-7}
-SIZES=${SIZES:-10000 100000 1000000}
+SIZES=${SIZES-10000 100000 1000000}
 for p in "$MAPTBL" "$BARE"; do
 	[ -x "$p" ] || { echo "run.sh: $p not found: build first (cmake --build $BUILD)" >&2; exit 2; }
 done
@@ -44,18 +44,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-# timed NAME CMD...: runs CMD (output discarded), appends the seconds to $WORK/NAME.t
+# timed NAME CMD...: runs CMD (output discarded); appends "wall cpu" seconds to $WORK/NAME.t,
+# cpu = user + system of CMD and all its children (on a loaded machine the wall clock mostly
+# measures the wait for a core; the CPU time does not).
 timed() {
-	local name=$1 t0 t1
+	local name=$1 t
 	shift
-	t0=$(now)
-	"$@" >/dev/null 2>&1
-	t1=$(now)
-	echo "$t1 - $t0" | bc -l >> "$WORK/$name.t"
+	t=$( { TIMEFORMAT='%R %U %S'; time "$@" >/dev/null 2>&1; } 2>&1 )
+	awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' <<<"$t" >> "$WORK/$name.t"
 }
-median() { sort -g "$WORK/$1.t" | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { echo "scale=2; $1 / $2" | bc -l; }
+# median NAME COLUMN: the median of column 1 (wall) or 2 (cpu) of NAME's runs.
+median() {
+	awk -v c="$2" '{ print $c }' "$WORK/$1.t" | sort -g |
+		awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 filefrag_all() { find "$TREE" -xdev -type f -print0 | xargs -0 filefrag; }
 echo "# maptbl stats benchmark (issue #4 §5), $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -90,25 +93,29 @@ for ((r = 0; r < REPS; r++)); do
 	timed records1 "$BARE" walk --threads 1 --records "$TREE"
 	timed image "$MAPTBL" stats --image "$IMG"
 done
-echo "# median seconds of $REPS rounds (wall clock, including process start)"
-printf '%-44s %8s\n' method seconds
-printf '%-44s %8s\n' "find | xargs filefrag" "$(median filefrag)"
-printf '%-44s %8s\n' "bare loop, 1 thread (count-only FIEMAP)" "$(median bare1)"
-printf '%-44s %8s\n' "bare loop, 1 thread, 64 records per call" "$(median records1)"
-printf '%-44s %8s\n' "bare loop, 2 threads" "$(median bare2)"
-printf '%-44s %8s\n' "maptbl stats --threads 1" "$(median stats1)"
-printf '%-44s %8s\n' "maptbl stats --threads 2" "$(median stats2)"
-printf '%-44s %8s\n' "maptbl stats --image" "$(median image)"
-echo "# ratios"
-echo "stats 1 thread / bare 1 thread:    $(ratio "$(median stats1)" "$(median bare1)")  (goal <= 1.10)"
-echo "stats 2 threads / bare 2 threads:  $(ratio "$(median stats2)" "$(median bare2)")  (goal <= 1.10)"
-echo "records / count-only (bare, 1 t):  $(ratio "$(median records1)" "$(median bare1)")"
-echo "filefrag / stats 2 threads:        $(ratio "$(median filefrag)" "$(median stats2)")"
-echo "filefrag / image:                  $(ratio "$(median filefrag)" "$(median image)")  (goal >= 20)"
+echo "# median seconds of $REPS rounds: wall clock (including process start) and CPU (user + system)"
+printf '%-44s %8s %8s\n' method wall cpu
+row() { printf '%-44s %8s %8s\n' "$1" "$(median "$2" 1)" "$(median "$2" 2)"; }
+row "find | xargs filefrag" filefrag
+row "bare loop, 1 thread (count-only FIEMAP)" bare1
+row "bare loop, 1 thread, 64 records per call" records1
+row "bare loop, 2 threads" bare2
+row "maptbl stats --threads 1" stats1
+row "maptbl stats --threads 2" stats2
+row "maptbl stats --image" image
+echo "# ratios (wall, cpu)"
+both() { echo "$(ratio "$(median "$1" 1)" "$(median "$2" 1)"), $(ratio "$(median "$1" 2)" "$(median "$2" 2)")"; }
+echo "stats 1 thread / bare 1 thread:    $(both stats1 bare1)  (goal <= 1.10)"
+echo "stats 2 threads / bare 2 threads:  $(both stats2 bare2)  (goal <= 1.10)"
+echo "records / count-only (bare, 1 t):  $(both records1 bare1)"
+echo "filefrag / stats 2 threads:        $(both filefrag stats2)"
+echo "filefrag / image:                  $(both filefrag image)  (goal >= 20)"
 [ -z "${IMAGE:-}" ] && rm -f "$IMG"
 
 # Part 2: peak RSS as the tree grows.
-if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null; then
+if [ -z "$SIZES" ]; then
+	exit 0
+elif [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null; then
 	echo "# peak RSS: skipped (needs root and loop devices)"
 	exit 0
 fi

@@ -42,9 +42,11 @@ struct img {
 	const struct maptbl_scan_opts *o;
 	uint32_t bs;
 	uint64_t files, bytes;
-	/* summary mode: the top list by inode, a min-heap (root: the least fragmented kept) */
+	/* summary mode: the top list by inode, a min-heap (root: the least fragmented kept), and
+	 * the directories met by the inode scan (to name the top list) */
 	struct itop *top;
 	size_t ntop, top_n, nnamed;
+	ext2fs_inode_bitmap dirs;
 	/* the directory walk */
 	char *dir_path;
 	int err;
@@ -248,7 +250,6 @@ struct walk {
 	struct img *g;
 	struct dstack st;
 	ext2fs_inode_bitmap seen; /* directories queued: a corrupt image may loop */
-	bool names_only; /* summary mode: only name the top list's inodes */
 	int err;
 };
 
@@ -277,7 +278,10 @@ static int walk_file(struct walk *w, ext2_ino_t ino, char *path)
 
 	rc = ext2fs_read_inode_full(g->fs, ino, (struct ext2_inode *)&in, sizeof(in));
 	if (rc)
-		return count_error(g, path, ino, rc == EXT2_ET_NO_MEMORY ? -ENOMEM : -EUCLEAN);
+		return count_error(g, path, ino,
+				   rc == EXT2_ET_NO_MEMORY		    ? -ENOMEM
+				   : rc == EXT2_ET_INODE_CSUM_INVALID ? -EBADMSG
+								      : -EUCLEAN);
 	if (!counted_inode(g, ino, &in))
 		return 0;
 	err = measure_inode(g, ino, &in, &f);
@@ -296,7 +300,6 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offs
 	struct img *g = w->g;
 	int len = ext2fs_dirent_name_len(de), type = ext2fs_dirent_file_type(de);
 	char *path;
-	size_t i = 0;
 
 	(void)dir;
 	(void)offset;
@@ -316,13 +319,6 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offs
 			return 0; /* a second name of a directory: a corrupt image */
 		ext2fs_mark_inode_bitmap2(w->seen, de->inode);
 	}
-	if (w->names_only && type == EXT2_FT_REG_FILE) {
-		for (i = 0; i < g->ntop; i++)
-			if (g->top[i].ino == de->inode && !g->top[i].path)
-				break;
-		if (i == g->ntop)
-			return 0;
-	}
 	path = child_path(g->dir_path, de->name, len);
 	if (!path) {
 		w->err = -ENOMEM;
@@ -332,10 +328,6 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offs
 		w->err = dpush(&w->st, de->inode, path);
 		if (w->err)
 			free(path);
-	} else if (w->names_only) {
-		g->top[i].path = path;
-		if (++g->nnamed == g->ntop)
-			return DIRENT_ABORT;
 	} else {
 		w->err = walk_file(w, de->inode, path);
 		free(path);
@@ -343,10 +335,10 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offs
 	return w->err ? DIRENT_ABORT : 0;
 }
 
-/* Walks the tree from the root, depth first; stops early once the top list is named. */
-static int walk_tree(struct img *g, bool names_only)
+/* Per-file mode: walks the tree from the root, depth first, measuring every regular file. */
+static int walk_tree(struct img *g)
 {
-	struct walk w = { .g = g, .names_only = names_only };
+	struct walk w = { .g = g };
 	char *root = strdup("");
 	errcode_t rc;
 	int err = 0;
@@ -359,7 +351,7 @@ static int walk_tree(struct img *g, bool names_only)
 		return -ENOMEM;
 	}
 	ext2fs_mark_inode_bitmap2(w.seen, EXT2_ROOT_INO);
-	while (w.st.n && !err && !(names_only && g->nnamed == g->ntop)) {
+	while (w.st.n && !err) {
 		struct dent d = w.st.d[--w.st.n];
 
 		g->dir_path = d.path;
@@ -375,7 +367,7 @@ static int walk_tree(struct img *g, bool names_only)
 		}
 		free(d.path);
 		g->dir_path = NULL;
-		if (!err && !names_only && g->o->progress)
+		if (!err && g->o->progress)
 			g->o->progress(g->o->progress_ctx, g->files, g->bytes);
 	}
 	while (w.st.n)
@@ -418,6 +410,8 @@ static int scan_inodes(struct img *g, const char *image)
 		}
 		if (!ino)
 			break;
+		if (LINUX_S_ISDIR(in.i_mode) && in.i_links_count)
+			ext2fs_mark_inode_bitmap2(g->dirs, ino);
 		if (!counted_inode(g, ino, &in))
 			continue;
 		err = measure_inode(g, ino, &in, &f);
@@ -437,15 +431,57 @@ static int scan_inodes(struct img *g, const char *image)
 	return err;
 }
 
-/* Names the top list (a file no directory names keeps "<inode N>") and offers it to acc. */
+static int find_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offset,
+		   int blocksize, char *buf, void *priv)
+{
+	struct img *g = priv;
+	size_t i;
+
+	(void)offset;
+	(void)blocksize;
+	(void)buf;
+	if (entry != DIRENT_OTHER_FILE || !de->inode)
+		return 0;
+	for (i = 0; i < g->ntop; i++) {
+		char *p = NULL;
+
+		if (g->top[i].ino != de->inode || g->top[i].path)
+			continue;
+		/* the directory's path through its ".." entries, then the name */
+		if (ext2fs_get_pathname(g->fs, dir, de->inode, &p))
+			return 0; /* stays "<inode N>" */
+		g->top[i].path = strdup(p);
+		ext2fs_free_mem(&p);
+		if (!g->top[i].path) {
+			g->err = -ENOMEM;
+			return DIRENT_ABORT;
+		}
+		g->nnamed++;
+		break;
+	}
+	return g->nnamed == g->ntop ? DIRENT_ABORT : 0;
+}
+
+/*
+ * Names the top list and offers it to acc. The directories are read in inode order until every
+ * file is named: ties go to low inode numbers, which the allocator puts near their directories,
+ * so this usually stops early. A file that no directory names keeps "<inode N>".
+ */
 static int name_top(struct img *g)
 {
+	ext2_ino_t ino = 1, end = g->fs->super->s_inodes_count, dir;
 	size_t i;
-	int err;
+	int err = 0;
 
-	if (!g->ntop)
-		return 0;
-	err = walk_tree(g, true);
+	while (g->nnamed < g->ntop && ino <= end && !g->err &&
+	       !ext2fs_find_first_set_inode_bitmap2(g->dirs, ino, end, &dir)) {
+		/* a directory that cannot be read leaves its files unnamed */
+		ext2fs_dir_iterate2(g->fs, dir, 0, NULL, find_cb, g);
+		ino = dir + 1;
+		if (!ino)
+			break;
+	}
+	err = g->err;
 	for (i = 0; !err && i < g->ntop; i++) {
 		char name[40];
 
@@ -500,16 +536,19 @@ MAPTBL_API int maptbl_stats_image(struct maptbl_stats_acc *acc, const char *imag
 	g.o = &o;
 	g.bs = g.fs->blocksize;
 	if (o.per_file) {
-		err = walk_tree(&g, false);
+		err = walk_tree(&g);
 	} else {
 		g.top_n = maptbl_stats_acc_top_n(acc);
 		g.top = calloc(g.top_n ? g.top_n : 1, sizeof(*g.top));
-		err = g.top ? scan_inodes(&g, image) : -ENOMEM;
+		rc = ext2fs_allocate_inode_bitmap(g.fs, "directories", &g.dirs);
+		err = g.top && !rc ? scan_inodes(&g, image) : -ENOMEM;
 		if (!err)
 			err = name_top(&g);
 		for (i = 0; i < g.ntop; i++)
 			free(g.top[i].path);
 		free(g.top);
+		if (!rc)
+			ext2fs_free_inode_bitmap(g.dirs);
 	}
 	if (!err && o.progress)
 		o.progress(o.progress_ctx, g.files, g.bytes);
