@@ -142,10 +142,24 @@ static int measure_inode(struct img *g, ext2_ino_t ino, struct ext2_inode_large 
 }
 
 /* A regular file's inode that is in use and visible (not reserved, not an EA inode). */
+/*
+ * The filesystem's own regular inodes past the reserved range — the quota files (ext4's quota
+ * feature puts them at 3 and 4, but older tune2fs placed them anywhere), the project quota file,
+ * the orphan file, an external journal's inode number — belong to no directory, so filefrag never
+ * sees them: they are not files of the tree.
+ */
+static bool metadata_inode(const struct ext2_super_block *sb, ext2_ino_t ino)
+{
+	return ino == sb->s_journal_inum || ino == sb->s_usr_quota_inum ||
+	       ino == sb->s_grp_quota_inum || ino == sb->s_prj_quota_inum ||
+	       ino == sb->s_orphan_file_inum;
+}
+
 static bool counted_inode(const struct img *g, ext2_ino_t ino, const struct ext2_inode_large *in)
 {
 	return ino >= EXT2_FIRST_INODE(g->fs->super) && in->i_links_count &&
-	       LINUX_S_ISREG(in->i_mode) && !(in->i_flags & EXT4_EA_INODE_FL);
+	       LINUX_S_ISREG(in->i_mode) && !(in->i_flags & EXT4_EA_INODE_FL) &&
+	       !metadata_inode(g->fs->super, ino);
 }
 
 static void progress(struct img *g, struct maptbl_file_stats *f)

@@ -39,3 +39,11 @@ run stats --image img tree
 run stats --image img --merge one.json
 run stats --image img --threads 2
 run stats --image img --cross-mounts
+echo "== the filesystem's own inodes are not files"
+# This used to count the project quota file and the orphan file (regular inodes past the
+# reserved range that no directory names) as files of the tree: 3 files here, not 1.
+mkdir q
+printf 'one file\n' > q/only
+truncate -s 16M qimg
+mkfs.ext4 -q -F -b 4096 -O quota,project,orphan_file -E quotatype=prjquota -d q qimg || exit 1
+"$MAPTBL" stats --image qimg --json | grep -m1 '"files"'
