@@ -14,31 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <maptbl/maptbl.h>
+
+#include "bench_util.h"
 
 #include "../libmaptbl/src/internal.h" /* t->acc, mt_table_changed(): not public, bench only */
 
 #define QUERIES 2000000u
-
-static uint64_t xs = 88172645463325252ull;
-
-static uint64_t rnd(void)
-{
-	xs ^= xs << 13;
-	xs ^= xs >> 7;
-	xs ^= xs << 17;
-	return xs;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
