@@ -65,6 +65,11 @@ size_t mt_table_accel_bytes(const struct maptbl_table *t);
  * the index is exercised on tables of every size; nothing else writes it.
  */
 extern size_t mt_index_min_table;
+/*
+ * Tables larger than this get no index either (lookup.c says why); lookup_many() then interleaves
+ * plain binary searches. Tests set it to 0 to exercise that path.
+ */
+extern size_t mt_index_max_table;
 
 /* Logging (serialize.c). mt_log() formats and passes one line to the callback, if any. */
 void mt_log(enum maptbl_log_level level, const char *fmt, ...) MT_PRINTF(2, 3);
