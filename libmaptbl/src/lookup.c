@@ -417,7 +417,8 @@ static int lookup_plain(const struct maptbl_table *t, uint64_t lblk, struct mapt
  * is node n's record offset in 64-byte units (nodes are reached only through checked child
  * references, so slots that are not tree nodes are never read). Unused key slots hold UINT32_MAX,
  * counts are capped at the level's size. With 4 KiB nodes a full compact leaf's record is 448
- * bytes for 338 extents (1.33 bytes per extent), a full wide leaf's 448 for 169.
+ * bytes for 338 extents (1.33 bytes per extent), a full wide leaf's 448 for 169. Only tables
+ * between mt_index_min_table and mt_index_max_table bytes get one.
  */
 #define SUM_LINE 16u	  /* keys per 64-byte line */
 #define SUM_TOP 12u	  /* keys in the first line, after the 16-byte header */

@@ -266,7 +266,7 @@ MAPTBL_API uint64_t maptbl_table_features(const struct maptbl_table *t, int whic
 MAPTBL_API bool maptbl_table_readonly(const struct maptbl_table *t);
 
 /**
- * @brief Look up logical block @p lblk (FORMAT.md §8). A table of 64 KiB or more carries a lookup
+ * @brief Look up logical block @p lblk (FORMAT.md §8). A table of 64 KiB to 64 MiB carries a lookup
  * index in host memory (about 1.3 bytes per extent, 2.7 with wide leaves) that narrows the search
  * in each node; it changes neither the answers nor the nodes touched.
  * @param m result: state, physical block, run length, nodes touched
