@@ -11,10 +11,14 @@
  *   nodes     mean and max nodes touched per lookup of a uniformly random block of the virtual
  *             disk (holes included; "hole%" is the share of lookups that landed in a hole);
  *   lookups/s maptbl_table_lookup() on one core over pre-drawn random blocks, median of 3 passes;
+ *             maptbl_table_lookup_many() on the same blocks in one call, median of 3 passes;
  *             the same blocks through the reference walker (maptbl_walk_lookup()) with a memcpy()
  *             read callback, without and with MAPTBL_WALK_CHECK_CRC. Before timing the walker,
  *             the library's answers for those blocks are checked against it (exit 1 if one
  *             differs).
+ *   index     bytes per extent of the table's lookup index (host memory, lookup.c).
+ * Times are the CPU time of the thread (CLOCK_THREAD_CPUTIME_ID): on a shared machine, wall time
+ * also counts the time other jobs ran.
  * Then, per node size, the largest extent count that stays at depth 2, found by building.
  *
  * Single-threaded: run it on an otherwise idle machine. Output: an aligned table, or --csv.
@@ -29,6 +33,8 @@
 #include <time.h>
 
 #include <maptbl/maptbl.h>
+
+#include "../libmaptbl/src/internal.h" /* mt_table_accel_bytes(): not public, bench only */
 
 #define MAX_LIST 32
 
@@ -168,7 +174,7 @@ static double now(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -198,6 +204,8 @@ struct result {
 	uint32_t nodes_max;
 	double hole_pct;
 	double lookups_s, walk_s, walk_crc_s; /* per second */
+	double many_s;			      /* per second */
+	double index_bpe;		      /* lookup index bytes per extent */
 };
 
 static struct maptbl_table *build_or_die(const struct maptbl_extent *e, uint64_t n,
@@ -246,6 +254,23 @@ static double time_lookups(const struct maptbl_table *t, const uint64_t *keys, u
 		acc += m.pblk + m.len;
 	}
 	t0 = now() - t0;
+	sink += acc;
+	return t0;
+}
+
+static double time_many(const struct maptbl_table *t, const uint64_t *keys, uint64_t n,
+			struct maptbl_mapping *out)
+{
+	uint64_t i, acc = 0;
+	double t0 = now();
+
+	if (maptbl_table_lookup_many(t, keys, n, out)) {
+		fprintf(stderr, "maptbl-bench: lookup_many failed\n");
+		exit(1);
+	}
+	t0 = now() - t0;
+	for (i = 0; i < n; i++)
+		acc += out[i].pblk + out[i].len;
 	sink += acc;
 	return t0;
 }
@@ -334,6 +359,28 @@ static void run_one(const struct cfg *c, const struct maptbl_extent *e, uint64_t
 	for (r = 0; r < 3; r++)
 		pass[r] = time_lookups(t, keys, nk);
 	res->lookups_s = (double)nk / median(pass, 3);
+	res->index_bpe = n ? (double)mt_table_accel_bytes(t) / (double)n : 0;
+	{
+		struct maptbl_mapping *out = malloc(nk * sizeof(*out));
+
+		if (!out) {
+			fprintf(stderr, "maptbl-bench: out of memory\n");
+			exit(1);
+		}
+		for (r = 0; r < 3; r++)
+			pass[r] = time_many(t, keys, nk, out);
+		res->many_s = (double)nk / median(pass, 3);
+		/* Not timed: the batch answers as single lookups do. */
+		for (i = 0; i < nk; i++) {
+			maptbl_table_lookup(t, keys[i], &m);
+			if (memcmp(&m, &out[i], sizeof(m))) {
+				fprintf(stderr, "maptbl-bench: lookup_many of block %" PRIu64
+					" differs from lookup\n", keys[i]);
+				exit(1);
+			}
+		}
+		free(out);
+	}
 
 	nw = nk / 4 ? nk / 4 : 1;
 	mem.p = maptbl_table_data(t);
@@ -378,7 +425,7 @@ static void print_header(const struct cfg *c)
 	if (c->csv) {
 		printf("dist,extents,node_size,reps,build_ms,extents_per_s,table_bytes,"
 		       "bytes_per_extent,ratio_to_12,depth,nodes_mean,nodes_max,hole_pct,"
-		       "lookups_per_s,walk_per_s,walk_crc_per_s\n");
+		       "lookups_per_s,walk_per_s,walk_crc_per_s,many_per_s,index_bytes_per_extent\n");
 		return;
 	}
 	printf("# maptbl-bench (libmaptbl %s, compiled with %s)\n", maptbl_version(),
@@ -391,11 +438,13 @@ static void print_header(const struct cfg *c)
 	printf("# extents: %s\n", dist_text(c->dist));
 	printf("# build: block size 4096, fill 100%%, median of reps; lookups: %" PRIu64
 	       " uniformly random blocks of the virtual disk, median of 3 passes "
-	       "(walker: a quarter of them, memcpy read callback)\n#\n",
+	       "(walker: a quarter of them, memcpy read callback; Mmany/s: one "
+	       "maptbl_table_lookup_many() call over them); times: thread CPU time; idxB/e: lookup "
+	       "index bytes per extent\n#\n",
 	       c->lookups);
-	printf("%9s %6s %4s %10s %9s %12s %7s %6s %5s %6s %4s %6s %9s %8s %8s\n", "extents", "node",
-	       "reps", "build_ms", "Mext/s", "bytes", "B/ext", "/12", "depth", "nodes", "max",
-	       "hole%", "Mlook/s", "Mwalk/s", "Mwcrc/s");
+	printf("%9s %6s %4s %10s %9s %12s %7s %6s %5s %6s %4s %6s %9s %8s %8s %8s %6s\n", "extents",
+	       "node", "reps", "build_ms", "Mext/s", "bytes", "B/ext", "/12", "depth", "nodes", "max",
+	       "hole%", "Mlook/s", "Mwalk/s", "Mwcrc/s", "Mmany/s", "idxB/e");
 }
 
 static void print_row(const struct cfg *c, const struct result *r)
@@ -405,16 +454,18 @@ static void print_row(const struct cfg *c, const struct result *r)
 
 	if (c->csv) {
 		printf("%s,%" PRIu64 ",%u,%d,%.4f,%.0f,%" PRIu64 ",%.3f,%.4f,%u,%.3f,%u,%.1f,%.0f,%.0f,"
-		       "%.0f\n",
+		       "%.0f,%.0f,%.3f\n",
 		       c->dist == DIST_FS ? "fs" : "wide", r->extents, r->node_size, r->reps,
 		       r->build_s * 1e3, eps, r->bytes, bpe, bpe / 12, r->depth, r->nodes_mean,
-		       r->nodes_max, r->hole_pct, r->lookups_s, r->walk_s, r->walk_crc_s);
+		       r->nodes_max, r->hole_pct, r->lookups_s, r->walk_s, r->walk_crc_s, r->many_s,
+		       r->index_bpe);
 	} else {
 		printf("%9" PRIu64 " %6u %4d %10.3f %9.1f %12" PRIu64 " %7.3f %6.3f %5u %6.3f %4u "
-		       "%6.1f %9.2f %8.2f %8.2f\n",
+		       "%6.1f %9.2f %8.2f %8.2f %8.2f %6.3f\n",
 		       r->extents, r->node_size, r->reps, r->build_s * 1e3, eps / 1e6, r->bytes, bpe,
 		       bpe / 12, r->depth, r->nodes_mean, r->nodes_max, r->hole_pct,
-		       r->lookups_s / 1e6, r->walk_s / 1e6, r->walk_crc_s / 1e6);
+		       r->lookups_s / 1e6, r->walk_s / 1e6, r->walk_crc_s / 1e6, r->many_s / 1e6,
+		       r->index_bpe);
 	}
 	fflush(stdout);
 }

@@ -22,19 +22,6 @@
 #define MT_PRINTF(a, b)
 #define MT_LIKELY(x) (x)
 #define MT_UNLIKELY(x) (x)
-/*
- * Called after every change of the published tree (update.c: publish; compact), so that derived
- * lookup state can be rebuilt. A no-op unless lookup.c defines it (then it defines
- * MT_TABLE_CHANGED_DEFINED and declares it above this line).
- */
-#ifndef MT_TABLE_CHANGED_DEFINED
-#define MT_TABLE_CHANGED_DEFINED
-static inline void mt_table_changed(struct maptbl_table *t)
-{
-	(void)t;
-}
-#endif
-
 #endif
 
 struct mt_wstate;
@@ -56,7 +43,36 @@ struct maptbl_table {
 	size_t len;
 	struct maptbl_stats st;
 	struct mt_wstate *ws;	/* writer state (update.c), made by the first update; NULL before */
+	struct mt_accel *acc;	/* derived lookup index (lookup.c), NULL = none: see mt_table_changed() */
 };
+
+/*
+ * The lookup index (lookup.c): host-only state derived from t->buf and t->root (a summary of every
+ * tree node's keys) that lets maptbl_table_lookup() and maptbl_table_lookup_many() search a node
+ * by touching 2-4 cache lines instead of about log2(entries) dependent probes. It is never written
+ * to the buffer; the format does not know it. mt_table_new() builds it.
+ *
+ * EVERY FUNCTION THAT CHANGES A TABLE (its nodes in t->buf, t->buf itself, t->len or t->root) MUST
+ * CALL mt_table_changed(t) AFTER PUBLISHING THE CHANGE, before the next lookup: a stale index gives
+ * wrong answers. It rebuilds the index from the buffer (one pass over the tree's nodes); if memory
+ * runs out the table keeps working without one (lookups take the plain binary search). Like any
+ * change of a table, it must not run while another thread looks up in it.
+ */
+struct mt_accel;
+void mt_table_changed(struct maptbl_table *t);
+/* Bytes of memory the lookup index holds (0: none); for bench/ and tests. */
+size_t mt_table_accel_bytes(const struct maptbl_table *t);
+/*
+ * Tables smaller than this many bytes get no index: they stay in the caches, where the plain
+ * binary search is as fast or faster (measured: docs/PERFORMANCE.md). Tests set it to 0 so that
+ * the index is exercised on tables of every size; nothing else writes it.
+ */
+extern size_t mt_index_min_table;
+/*
+ * Tables larger than this get no index either (lookup.c says why); lookup_many() then interleaves
+ * plain binary searches. Tests set it to 0 to exercise that path.
+ */
+extern size_t mt_index_max_table;
 
 /* Logging (serialize.c). mt_log() formats and passes one line to the callback, if any. */
 void mt_log(enum maptbl_log_level level, const char *fmt, ...) MT_PRINTF(2, 3);
@@ -150,18 +166,5 @@ static inline void mt_decode_entry(const uint8_t *node, unsigned kind, uint32_t 
 			e->flags = MAPTBL_EXTENT_UNWRITTEN;
 	}
 }
-
-/*
- * Called after every change of the published tree (update.c: publish; compact), so that derived
- * lookup state can be rebuilt. A no-op unless lookup.c defines it (then it defines
- * MT_TABLE_CHANGED_DEFINED and declares it above this line).
- */
-#ifndef MT_TABLE_CHANGED_DEFINED
-#define MT_TABLE_CHANGED_DEFINED
-static inline void mt_table_changed(struct maptbl_table *t)
-{
-	(void)t;
-}
-#endif
 
 #endif

@@ -5,7 +5,9 @@
  * 100% and random). For every extent boundary (start - 1, start, end - 1, end) and random blocks,
  * maptbl_table_lookup() on the built table, on the table re-opened from its bytes, the walker
  * (with and without CHECK_CRC) and a sorted-array oracle all agree; iteration gives back exactly
- * the input.
+ * the input. maptbl_table_lookup() is checked both through the table's lookup index (lookup.c,
+ * the normal path) and without it (the plain binary search), and maptbl_table_lookup_many() on all
+ * the blocks checked, with and without the index, gives the same answers.
  *
  * The seed is fixed and printed on failure; MAPTBL_SEED=<n> replays or varies it.
  */
@@ -22,6 +24,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "../../../libmaptbl/src/internal.h" /* t->acc: the lookup index, to switch it off */
 
 #define DEFAULT_SEED UINT64_C(0x6D6170746266)
 
@@ -215,7 +218,55 @@ struct ctx {
 	struct maptbl_walker w[2];
 	struct membuf mb[2];
 	uint64_t checked;
+	uint64_t *blk;			/* the blocks checked (in range) and their answers, */
+	struct maptbl_mapping *res;	/* for maptbl_table_lookup_many() at the end */
+	size_t nblk, cap;
 };
+
+/* maptbl_table_lookup() without the table's lookup index: the plain binary search. */
+static int lookup_plain(struct maptbl_table *t, uint64_t l, struct maptbl_mapping *m)
+{
+	struct mt_accel *acc = t->acc;
+	int ret;
+
+	t->acc = NULL;
+	ret = maptbl_table_lookup(t, l, m);
+	t->acc = acc;
+	return ret;
+}
+
+static void remember(struct ctx *c, uint64_t l, const struct maptbl_mapping *m)
+{
+	if (c->nblk == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 1024;
+		c->blk = realloc(c->blk, c->cap * sizeof(*c->blk));
+		c->res = realloc(c->res, c->cap * sizeof(*c->res));
+		CHECK(c->blk && c->res, "out of memory");
+	}
+	c->blk[c->nblk] = l;
+	c->res[c->nblk++] = *m;
+}
+
+/*
+ * maptbl_table_lookup_many() (through the index) on every block checked. Without the index it
+ * runs the plain search, which check_block() compares block by block already.
+ */
+static void check_many(struct ctx *c)
+{
+	struct maptbl_mapping *m = calloc(c->nblk ? c->nblk : 1, sizeof(*m));
+	size_t i;
+
+	CHECK(m != NULL, "out of memory");
+	memset(m, 0xAB, c->nblk * sizeof(*m));
+	CHECK(maptbl_table_lookup_many(c->t, c->blk, c->nblk, m) == 0, "lookup_many failed");
+	for (i = 0; i < c->nblk; i++)
+		CHECK(memcmp(&m[i], &c->res[i], sizeof(*m)) == 0,
+		      "block %" PRIu64 ": lookup_many %u pblk %" PRIu64 " len %" PRIu64 " nodes %u, "
+		      "lookup %u pblk %" PRIu64 " len %" PRIu64 " nodes %u", c->blk[i], m[i].state,
+		      m[i].pblk, m[i].len, m[i].nodes, c->res[i].state, c->res[i].pblk, c->res[i].len,
+		      c->res[i].nodes);
+	free(m);
+}
 
 static void check_block(struct ctx *c, uint64_t l, bool walker)
 {
@@ -229,6 +280,9 @@ static void check_block(struct ctx *c, uint64_t l, bool walker)
 		      " not -ERANGE", l, c->virt);
 		CHECK(maptbl_table_lookup(c->t2, l, &m) == -ERANGE, "re-opened: block %" PRIu64
 		      " not -ERANGE", l);
+		CHECK(lookup_plain(c->t, l, &m) == -ERANGE, "plain: block %" PRIu64 " not -ERANGE", l);
+		CHECK(maptbl_table_lookup_many(c->t, &l, 1, &m) == -ERANGE,
+		      "lookup_many: block %" PRIu64 " not -ERANGE", l);
 		if (walker)
 			for (k = 0; k < 2; k++)
 				CHECK(maptbl_walk_lookup(&c->w[k], l, &r) == MAPTBL_WALK_OUT_OF_RANGE,
@@ -245,6 +299,11 @@ static void check_block(struct ctx *c, uint64_t l, bool walker)
 	      "block %" PRIu64 ": %u nodes touched, depth %u", l, m.nodes, c->depth);
 	CHECK(maptbl_table_lookup(c->t2, l, &m2) == 0, "re-opened lookup %" PRIu64 " failed", l);
 	CHECK(memcmp(&m, &m2, sizeof(m)) == 0, "block %" PRIu64 ": re-opened table differs", l);
+	CHECK(lookup_plain(c->t, l, &m2) == 0 && memcmp(&m, &m2, sizeof(m)) == 0,
+	      "block %" PRIu64 ": index %u pblk %" PRIu64 " len %" PRIu64 " nodes %u, plain search"
+	      " %u pblk %" PRIu64 " len %" PRIu64 " nodes %u", l, m.state, m.pblk, m.len, m.nodes,
+	      m2.state, m2.pblk, m2.len, m2.nodes);
+	remember(c, l, &m);
 	if (!walker)
 		return;
 	for (k = 0; k < 2; k++) {
@@ -304,6 +363,7 @@ static void check_table(struct rng *r, const struct maptbl_extent *e, size_t n, 
 	o.diag = &d;
 	err = maptbl_table_build(e, n, &o, &c.t);
 	CHECK(err == 0, "build failed %d: %s", err, d.reason);
+	CHECK((n != 0) == (c.t->acc != NULL), "%zu extents, lookup index %p", n, (void *)c.t->acc);
 	want_virt = virt ? virt : n ? e[n - 1].lblk + e[n - 1].len : 0;
 	c.virt = maptbl_table_virtual_blocks(c.t);
 	CHECK(c.virt == want_virt, "virtual_blocks %" PRIu64 ", want %" PRIu64, c.virt, want_virt);
@@ -380,6 +440,9 @@ static void check_table(struct rng *r, const struct maptbl_extent *e, size_t n, 
 	check_block(&c, c.virt, true);
 	check_block(&c, UINT64_MAX, true);
 	CHECK(c.mb[0].oob == 0 && c.mb[1].oob == 0, "walker read outside the table");
+	check_many(&c);
+	free(c.blk);
+	free(c.res);
 	maptbl_table_free(c.t2);
 	maptbl_table_free(c.t);
 }
@@ -512,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_deepest),
 	};
 
+	mt_index_min_table = 0; /* a lookup index for every table, however small */
 	print_message("seed 0x%" PRIx64 " (set MAPTBL_SEED to change it)\n",
 		      test_seed(DEFAULT_SEED));
 	return cmocka_run_group_tests_name("libmaptbl property", tests, NULL, NULL);
