@@ -724,7 +724,79 @@ static const char *profile_name(uint64_t type)
 	return "unknown";
 }
 
-/* One REG/PREALLOC item: its pieces become records on the table's device, or findings. */
+/*
+ * The piece at @lo of chunk @c on device @dev when one of the chunk's copies lies there, else
+ * copy 0. btrfs does not keep the stripe order of mirrored chunks fixed: copy 0 of one chunk may
+ * be on device 1 and copy 0 of the next on device 2, while both hold a full copy.
+ */
+static int chunk_piece_on(const struct bt_chunk *c, uint64_t lo, uint64_t len, uint64_t dev,
+			  struct bt_piece *p)
+{
+	int err = chunk_map_piece(c, lo, len, 0, p);
+
+	for (unsigned k = 1; !err && p->devid != dev && k < chunk_copies(c); k++) {
+		struct bt_piece q;
+
+		if (!chunk_map_piece(c, lo, len, k, &q) && q.devid == dev)
+			*p = q;
+	}
+	return err;
+}
+
+/* Whether an item's bytes can become records at all (else the item loop refuses it). */
+static bool item_mappable(const struct bt_item *b)
+{
+	return (b->type == BTRFS_FILE_EXTENT_REG || b->type == BTRFS_FILE_EXTENT_PREALLOC) &&
+	       !b->encryption && !b->compression && !b->other_encoding && b->disk_bytenr;
+}
+
+/* Whether every mappable piece of @f has a copy on device @dev (RAID5/6 and unmapped bytes are
+ * refused anyway and do not count). */
+static bool file_on_dev(const struct bt_chunk_map *cm, const struct bt_file *f, uint64_t dev)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		const struct bt_item *b = &f->it[i];
+		uint64_t lo = b->disk_bytenr + b->offset, left = b->num_bytes;
+
+		while (item_mappable(b) && left) {
+			const struct bt_chunk *c = chunk_find(cm, lo);
+			struct bt_piece p;
+
+			if (!c || chunk_piece_on(c, lo, left, dev, &p))
+				break;
+			if (p.devid != dev)
+				return false;
+			lo += p.length, left -= p.length;
+		}
+	}
+	return true;
+}
+
+/* The table's device: of the devices holding a copy of the first mapped byte, the first that
+ * holds a copy of every byte; without one, copy 0 of the first byte (0: nothing mapped). */
+static uint64_t pick_table_dev(const struct bt_chunk_map *cm, const struct bt_file *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		const struct bt_item *b = &f->it[i];
+		const struct bt_chunk *c;
+		struct bt_piece p;
+		unsigned k;
+
+		if (!item_mappable(b) || !b->num_bytes ||
+		    !(c = chunk_find(cm, b->disk_bytenr + b->offset)))
+			continue;
+		for (k = 0; k < chunk_copies(c); k++)
+			if (!chunk_map_piece(c, b->disk_bytenr + b->offset, b->num_bytes, k, &p) &&
+			    file_on_dev(cm, f, p.devid))
+				return p.devid;
+		if (!chunk_map_piece(c, b->disk_bytenr + b->offset, b->num_bytes, 0, &p))
+			return p.devid;
+	}
+	return 0;
+}
+
+/* One REG/PREALLOC item: its pieces become records on the table's device, or findings. For
+ * mirrored profiles the copy on the table's device is used, whichever stripe it is. */
 static int map_item(struct bt_ctx *x, const struct bt_chunk_map *cm, const struct bt_item *b,
 		    bool shared, uint64_t *table_dev, uint64_t *other_dev)
 {
@@ -746,7 +818,7 @@ static int map_item(struct bt_ctx *x, const struct bt_chunk_map *cm, const struc
 			return mtfs_add_finding(m, fo, left, MAPTBL_FS_RULE_UNKNOWN, both);
 		}
 		prof = c->type & BTRFS_BLOCK_GROUP_PROFILE_MASK;
-		err = chunk_map_piece(c, lo, left, 0, &p);
+		err = chunk_piece_on(c, lo, left, *table_dev, &p);
 		if (err == -EOPNOTSUPP) {
 			/* RAID5/6: data and rotating parity; neither reads nor writes are
 			 * plain. The whole rest of the chunk (or of the item) goes. */
@@ -847,6 +919,7 @@ int mtfs_btrfs(struct maptbl_fs_map *m, int fd, uint64_t ino, uint32_t flags)
 	}
 	if ((err = find_shared(&x, &f, shared, &n)))
 		goto out;
+	table_dev = pick_table_dev(&cm, &f);
 
 	for (i = 0; i < f.n; i++) {
 		const struct bt_item *b = &f.it[i];
