@@ -40,6 +40,8 @@ struct sumry {
 	uint64_t files, bytes, blocks, extents, records, holes, unwritten, shared;
 	uint64_t multi_files, multi_bytes, pred_blocks, breaks;
 	uint64_t files_holes, files_unwritten, files_shared, table_bytes, table_nodes;
+	/* btrfs (0 elsewhere): */
+	uint64_t compressed, inline_extents, disk_extents, files_compressed, files_inline;
 	struct vc *map; /* sorted by value */
 	size_t nmap, cap;
 };
@@ -202,6 +204,11 @@ static void sum_add(struct sumry *a, const struct sumry *b)
 	a->files_shared += b->files_shared;
 	a->table_bytes += b->table_bytes;
 	a->table_nodes += b->table_nodes;
+	a->compressed += b->compressed;
+	a->inline_extents += b->inline_extents;
+	a->disk_extents += b->disk_extents;
+	a->files_compressed += b->files_compressed;
+	a->files_inline += b->files_inline;
 }
 
 /* ---- top list: a min-heap, the root is the least fragmented kept ---- */
@@ -361,6 +368,11 @@ static int acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f
 	s->files_shared += !!f->shared;
 	s->table_bytes += f->table_bytes;
 	s->table_nodes += f->table_nodes;
+	s->compressed += f->compressed;
+	s->inline_extents += f->inline_extents;
+	s->disk_extents += f->disk_extents;
+	s->files_compressed += !!f->compressed;
+	s->files_inline += !!f->inline_extents;
 	a->depths[f->table_depth]++;
 	return 0;
 }
@@ -534,6 +546,11 @@ MAPTBL_API int maptbl_stats_acc_summary(const struct maptbl_stats_acc *a, int c,
 	s.max = t.nmap ? t.map[t.nmap - 1].value : 0;
 	s.table_bytes = t.table_bytes;
 	s.table_nodes = t.table_nodes;
+	s.compressed = t.compressed;
+	s.inline_extents = t.inline_extents;
+	s.disk_extents = t.disk_extents;
+	s.files_compressed = t.files_compressed;
+	s.files_inline = t.files_inline;
 	s.layout_score = t.pred_blocks ? 1.0 - (double)t.breaks / (double)t.pred_blocks : 1.0;
 	free(t.map);
 	memset(out, 0, sz);
@@ -642,6 +659,10 @@ MAPTBL_API int maptbl_stats_acc_error_reason(const struct maptbl_stats_acc *a, s
 	X(multi_files) X(multi_bytes) X(pred_blocks) X(breaks) X(files_holes) X(files_unwritten)   \
 	X(files_shared) X(table_bytes) X(table_nodes)
 
+/* btrfs' counts: written only when non-zero (the output of other filesystems stays as it was),
+ * read as 0 when missing (older outputs, other filesystems). */
+#define BTRFS_FIELDS(X) X(compressed) X(inline_extents) X(disk_extents) X(files_compressed) X(files_inline)
+
 static json_t *jint(uint64_t v)
 {
 	return json_integer((json_int_t)v);
@@ -705,6 +726,11 @@ static json_t *class_json(const struct maptbl_stats_acc *a, int c)
 #define X(f) json_object_set_new(o, #f, jint(s->f));
 	SUM_FIELDS(X)
 #undef X
+#define X(f)                                                                                       \
+	if (s->f)                                                                                  \
+		json_object_set_new(o, #f, jint(s->f));
+	BTRFS_FIELDS(X)
+#undef X
 	for (i = 0; i < s->nmap; i++)
 		json_array_append_new(m, a->no_map_bytes
 						 ? json_pack("[o,o]", jint(s->map[i].value),
@@ -736,6 +762,11 @@ MAPTBL_API int maptbl_stats_acc_to_json(const struct maptbl_stats_acc *a, char *
 		maptbl_stats_acc_summary(a, MAPTBL_STATS_ALL, &s, sizeof(s));
 #define X(f) json_object_set_new(all, #f, jint(s.f));
 		SUM_FIELDS(X)
+#undef X
+#define X(f)                                                                                       \
+	if (s.f)                                                                                   \
+		json_object_set_new(all, #f, jint(s.f));
+		BTRFS_FIELDS(X)
 #undef X
 		json_object_set_new(all, "errors", jint(maptbl_stats_acc_nr_errors(a)));
 		add_derived(a, MAPTBL_STATS_ALL, all);
@@ -803,6 +834,11 @@ static int class_from_json(struct sumry *s, json_t *o, bool *no_bytes)
 	if ((err = get_u64(o, #f, &s->f)))                                                          \
 		return err;
 	SUM_FIELDS(X)
+#undef X
+#define X(f)                                                                                       \
+	if (json_object_get(o, #f) && (err = get_u64(o, #f, &s->f)))                                \
+		return err;
+	BTRFS_FIELDS(X)
 #undef X
 	m = json_object_get(o, "extents_per_file");
 	if (!json_is_array(m)) {

@@ -85,5 +85,19 @@ done <"$WORK/sv.tsv"
 check "601 files measured in the subvolume ($n)" test $n = 601
 check "every file's shared column equals filefrag's shared flag" test $bad = 0
 check "the snapshotted files are shared ($nshared of 601)" test $nshared = 601
+
+# btrfs' own counts reach the summary: the compress=zstd file's 16 compressed records, the
+# inline file. This used to leave them out of every output.
+"$MAPTBL" stats --json . >"$WORK/s.json"
+check "stats --json exits 0" test $? = 0
+# The summary comes first in the JSON; a missing field is 0.
+jsum() { grep -m1 -o "\"$1\": [0-9]*" "$WORK/s.json" | grep -o '[0-9]*$' || echo 0; }
+check "summary: 16 compressed records ($(jsum compressed))" test "$(jsum compressed)" = 16
+check "summary: 1 file with compressed records ($(jsum files_compressed))" test "$(jsum files_compressed)" = 1
+check "summary: 1 inline record ($(jsum inline_extents))" test "$(jsum inline_extents)" = 1
+check "summary: 1 file with an inline record ($(jsum files_inline))" test "$(jsum files_inline)" = 1
+check "summary: disk extents counted ($(jsum disk_extents))" test "$(jsum disk_extents)" -ge 64
+"$MAPTBL" stats . >"$WORK/s.txt"
+check "the text summary has a btrfs line" grep -q '^btrfs: *compressed 16 (1 files), inline 1 (1 files)' "$WORK/s.txt"
 cd /
 finish
