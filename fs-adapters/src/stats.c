@@ -20,6 +20,7 @@
 #include <sys/statfs.h>
 #include <linux/magic.h>
 #include <unistd.h>
+#include <linux/btrfs.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 
@@ -1190,6 +1191,12 @@ struct scan {
 	unsigned busy; /* workers reading a directory */
 	int err;       /* -ENOMEM stops the walk */
 	dev_t dev;
+	/* btrfs: every subvolume has its own st_dev; those whose fsid is the start's are the same
+	 * filesystem. Judged once per st_dev (under lock). */
+	bool btrfs;
+	uint8_t fsid[BTRFS_FSID_SIZE];
+	struct { dev_t dev; bool same; } *devs;
+	size_t ndevs;
 	const struct maptbl_scan_opts *o;
 	pthread_mutex_t cb_lock;
 	uint64_t files, bytes; /* for opts->progress, under cb_lock */
@@ -1310,6 +1317,53 @@ static int queue_dir(struct worker *w, int fd, const char *path, const char *nam
 	return err;
 }
 
+/* The fsid of the btrfs filesystem of @fd; -errno. */
+static int btrfs_fsid(int fd, uint8_t fsid[BTRFS_FSID_SIZE])
+{
+	struct btrfs_ioctl_fs_info_args fi;
+
+	memset(&fi, 0, sizeof(fi));
+	if (ioctl(fd, BTRFS_IOC_FS_INFO, &fi) < 0)
+		return -errno;
+	memcpy(fsid, fi.fsid, BTRFS_FSID_SIZE);
+	return 0;
+}
+
+/* Whether the directory @fd (device @dev) is on the filesystem the walk started on: the same
+ * st_dev, or on btrfs another subvolume of the same filesystem (one BTRFS_IOC_FS_INFO per
+ * st_dev seen). */
+static bool same_fs(struct scan *s, int fd, dev_t dev)
+{
+	uint8_t fsid[BTRFS_FSID_SIZE];
+	bool same;
+	size_t i;
+	void *p;
+
+	if (dev == s->dev)
+		return true;
+	if (!s->btrfs)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->ndevs; i++)
+		if (s->devs[i].dev == dev) {
+			same = s->devs[i].same;
+			pthread_mutex_unlock(&s->lock);
+			return same;
+		}
+	pthread_mutex_unlock(&s->lock);
+	/* ENOTTY (not btrfs) and every other failure: another filesystem. */
+	same = !btrfs_fsid(fd, fsid) && !memcmp(fsid, s->fsid, sizeof(fsid));
+	pthread_mutex_lock(&s->lock);
+	p = realloc(s->devs, (s->ndevs + 1) * sizeof(*s->devs));
+	if (p) { /* without memory, only the cache is lost */
+		s->devs = p;
+		s->devs[s->ndevs].dev = dev;
+		s->devs[s->ndevs++].same = same;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return same;
+}
+
 /* Reads one directory: files are measured, subdirectories queued. */
 static int read_dir(struct worker *w, struct dirjob *j)
 {
@@ -1321,6 +1375,7 @@ static int read_dir(struct worker *w, struct dirjob *j)
 	struct dirent *de;
 	struct stat st;
 	uint32_t bs;
+	dev_t dir_dev;
 	DIR *d;
 	int fd, err = 0;
 
@@ -1332,10 +1387,11 @@ static int read_dir(struct worker *w, struct dirjob *j)
 		close(fd);
 		return maptbl_stats_acc_error(w->acc, path, err);
 	}
-	if (st.st_dev != s->dev && !s->o->cross_mounts) {
+	if (!s->o->cross_mounts && !same_fs(s, fd, st.st_dev)) {
 		close(fd);
 		return 0;
 	}
+	dir_dev = st.st_dev;
 	if (!w->bs || st.st_dev != w->bs_dev) { /* one statfs per filesystem, not per directory */
 		int ok = !fstatfs(fd, &sfs);
 
@@ -1395,7 +1451,7 @@ static int read_dir(struct worker *w, struct dirjob *j)
 		} else if (err) {
 			/* e.g. vanished since readdir() (ENOENT): counted with the reason */
 			err = maptbl_stats_acc_error(w->acc, child, err);
-		} else if (st.st_dev == s->dev || s->o->cross_mounts) {
+		} else if (st.st_dev == dir_dev || s->o->cross_mounts) {
 			f.path = child;
 			files++;
 			bytes += f.size;
@@ -1503,6 +1559,15 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 	memset(&s, 0, sizeof(s));
 	s.o = &o;
 	s.dev = st.st_dev;
+	{
+		struct statfs sfs;
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		s.btrfs = fd >= 0 && !fstatfs(fd, &sfs) &&
+			  (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC && !btrfs_fsid(fd, s.fsid);
+		if (fd >= 0)
+			close(fd);
+	}
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_mutex_init(&s.cb_lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
@@ -1554,6 +1619,7 @@ out:
 		free(s.dirs[s.ndirs].path);
 	}
 	free(s.dirs);
+	free(s.devs);
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
 	pthread_mutex_destroy(&s.cb_lock);

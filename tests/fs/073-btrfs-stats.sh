@@ -99,5 +99,24 @@ check "summary: 1 file with an inline record ($(jsum files_inline))" test "$(jsu
 check "summary: disk extents counted ($(jsum disk_extents))" test "$(jsum disk_extents)" -ge 64
 "$MAPTBL" stats . >"$WORK/s.txt"
 check "the text summary has a btrfs line" grep -q '^btrfs: *compressed 16 (1 files), inline 1 (1 files)' "$WORK/s.txt"
+
+# Subvolumes and snapshots are the same filesystem (each has its own st_dev, one fsid); a
+# separate btrfs mounted inside the tree is not. This used to skip every subvolume without
+# --cross-mounts.
+truncate -s 256M "$WORK/o.img"
+attach "$WORK/o.img"
+mkfs.btrfs -q -f "$DEV" >/dev/null 2>&1 || { echo "mkfs.btrfs (second) failed"; exit 1; }
+mkdir other
+mount "$DEV" other || { echo "mount of the second btrfs failed"; exit 1; }
+MOUNTS+=("$MNT/other")
+dd if=/dev/urandom of=other/elsewhere bs=64K count=1 status=none
+"$MAPTBL" stats --per-file . >"$WORK/all.tsv"
+check "stats --per-file . exits 0" test $? = 0
+rows() { grep -c "^\./$1" "$WORK/all.tsv"; }
+check "the subvolume's files are counted ($(rows sv/) rows)" test "$(rows sv/)" = 601
+check "the snapshot's files are counted ($(rows snap/) rows)" test "$(rows snap/)" = 601
+check "the other btrfs is not ($(rows other/) rows)" test "$(rows other/)" = 0
+"$MAPTBL" stats --per-file --cross-mounts . >"$WORK/all.tsv"
+check "... but is with --cross-mounts" test "$(rows other/)" = 1
 cd /
 finish
