@@ -1015,12 +1015,8 @@ int mtfs_btrfs_measure(int fd, uint64_t ino, uint64_t size, uint32_t bs,
 {
 	struct bt_ctx x = { .fd = fd, .ino = ino, .by_fiemap = true };
 	struct bt_file f;
+	struct mtfs_count c;
 	bool *shared = NULL;
-	uint64_t end = 0, bytes = 0, last_lo = 0, last_phys = 0, last_len = 0;
-	uint64_t t_lend = 0, t_pend = 0, t_len = 0;
-	bool any = false, t_unw = false;
-	struct maptbl_build_opts bo;
-	struct maptbl_estimate est;
 	size_t i, n = 0;
 	int err = read_file_items(fd, ino, &f);
 
@@ -1030,55 +1026,6 @@ int mtfs_btrfs_measure(int fd, uint64_t ino, uint64_t size, uint32_t bs,
 		err = -ENOENT; /* unlinked between the open and the search */
 		goto out;
 	}
-	for (i = 0; i < f.n; i++) {
-		const struct bt_item *b = &f.it[i];
-		uint64_t len = b->type == BTRFS_FILE_EXTENT_INLINE ? b->ram_bytes : b->num_bytes;
-		uint64_t phys = b->disk_bytenr + b->offset; /* btrfs logical, as filefrag sees it */
-		bool unw = b->type == BTRFS_FILE_EXTENT_PREALLOC;
-
-		if (b->type != BTRFS_FILE_EXTENT_INLINE && !b->disk_bytenr)
-			continue; /* explicit hole */
-		/* Records as FIEMAP would give them, counted as filefrag counts extents (a new one
-		 * when the address continues neither logically nor densely). */
-		out->records++;
-		if (b->type == BTRFS_FILE_EXTENT_INLINE) {
-			out->inline_extents++;
-			phys = 0;
-		}
-		if (b->type != BTRFS_FILE_EXTENT_INLINE && (b->compression || b->other_encoding)) {
-			out->compressed++;
-			phys = b->disk_bytenr; /* FIEMAP's address of an encoded extent */
-		}
-		if (!any || (b->file_off != 0 && phys != last_phys + (b->file_off - last_lo) &&
-			     phys != last_phys + last_len))
-			out->extents++;
-		if (b->file_off > end || (!any && b->file_off > 0))
-			out->holes++;
-		out->unwritten += unw;
-		bytes += len;
-		/* The table's extents: contiguous records of one kind merged. */
-		if (any && unw == t_unw && b->file_off == t_lend && phys == t_pend) {
-			t_len += len;
-		} else {
-			if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
-				out->table_long++;
-			out->table_extents++;
-			t_len = len;
-			t_unw = unw;
-		}
-		t_lend = b->file_off + len;
-		t_pend = phys + len;
-		last_lo = b->file_off, last_phys = phys, last_len = len;
-		any = true;
-		if (b->file_off + len > end)
-			end = b->file_off + len;
-	}
-	if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
-		out->table_long++;
-	if (size > end)
-		out->holes++;
-	out->blocks = (bytes + bs - 1) / bs;
-
 	/* Shared records, and each disk extent counted once. */
 	shared = calloc(f.n ? f.n : 1, sizeof(*shared));
 	if (!shared) {
@@ -1088,17 +1035,28 @@ int mtfs_btrfs_measure(int fd, uint64_t ino, uint64_t size, uint32_t bs,
 	if ((err = find_shared(&x, &f, shared, &n)) || (err = fiemap_shared(fd, &f, shared)))
 		goto out;
 	out->disk_extents = n;
-	for (i = 0; i < f.n; i++)
-		out->shared += shared[i];
 
-	maptbl_build_opts_init(&bo, sizeof(bo));
-	bo.block_size = bs >= MAPTBL_MIN_BLOCK_SIZE && bs <= MAPTBL_MAX_BLOCK_SIZE ? bs : 0;
-	err = maptbl_table_estimate(out->table_extents, out->table_long, &bo, &est);
-	if (!err) {
-		out->table_bytes = est.bytes;
-		out->table_nodes = est.nodes;
-		out->table_depth = est.depth;
+	/* The items as the records FIEMAP would give, counted as filefrag counts them. */
+	mtfs_count_init(&c, bs);
+	for (i = 0; i < f.n; i++) {
+		const struct bt_item *b = &f.it[i];
+		uint64_t len = b->type == BTRFS_FILE_EXTENT_INLINE ? b->ram_bytes : b->num_bytes;
+		uint64_t phys = b->disk_bytenr + b->offset; /* btrfs logical, as filefrag sees it */
+		uint32_t fl = (b->type == BTRFS_FILE_EXTENT_PREALLOC ? MTFS_REC_UNWRITTEN : 0) |
+			      (shared[i] ? MTFS_REC_SHARED : 0);
+
+		if (b->type != BTRFS_FILE_EXTENT_INLINE && !b->disk_bytenr)
+			continue; /* explicit hole */
+		if (b->type == BTRFS_FILE_EXTENT_INLINE) {
+			out->inline_extents++;
+			phys = 0;
+		} else if (b->compression || b->other_encoding) {
+			out->compressed++;
+			phys = b->disk_bytenr; /* FIEMAP's address of an encoded extent */
+		}
+		mtfs_count_record(&c, out, b->file_off, phys, len, fl);
 	}
+	err = mtfs_count_finish(&c, out, size);
 out:
 	free(shared);
 	free(f.it);

@@ -118,5 +118,14 @@ check "the snapshot's files are counted ($(rows snap/) rows)" test "$(rows snap/
 check "the other btrfs is not ($(rows other/) rows)" test "$(rows other/)" = 0
 "$MAPTBL" stats --per-file --cross-mounts . >"$WORK/all.tsv"
 check "... but is with --cross-mounts" test "$(rows other/)" = 1
+
+# A dirty file not written back yet has no extent items (delalloc). This used to count it as 0
+# extents, 0 records, where filefrag counts its delalloc record.
+dd if=/dev/urandom of=dirty bs=1M count=4 status=none
+"$MAPTBL" stats --per-file dirty >"$WORK/d.tsv"
+want=$(filefrag dirty | sed -n 's/.*: \([0-9]*\) extents\? found$/\1/p')
+got=$(awk -F'\t' '$1 == "dirty" { print $3 }' "$WORK/d.tsv")
+check "dirty: extents as filefrag's ($got, filefrag $want)" test "$got" = "$want"
+check "dirty: at least one extent" test "${got:-0}" -ge 1
 cd /
 finish
