@@ -241,6 +241,12 @@ static void print_text(const struct maptbl_stats_acc *acc)
 	       (unsigned long long)s.files_holes, (unsigned long long)s.unwritten,
 	       (unsigned long long)s.files_unwritten, (unsigned long long)s.shared,
 	       (unsigned long long)s.files_shared);
+	if (s.compressed || s.inline_extents || s.disk_extents) /* btrfs only */
+		printf("btrfs:         compressed %llu (%llu files), inline %llu (%llu files), "
+		       "disk extents %llu\n",
+		       (unsigned long long)s.compressed, (unsigned long long)s.files_compressed,
+		       (unsigned long long)s.inline_extents, (unsigned long long)s.files_inline,
+		       (unsigned long long)s.disk_extents);
 	printf("fragmented:    %.2f%% of files, %.2f%% of bytes (more than one extent)\n",
 	       pct(s.multi_files, s.files), pct(s.multi_bytes, s.bytes));
 	printf("layout score:  %.6f\n", s.layout_score);

@@ -409,7 +409,7 @@ struct bt_ctx {
 	uint64_t root, ino;
 	uint8_t *loi;		/* LOGICAL_INO_V2 buffer */
 	unsigned shared_logged;
-	bool by_refs;		/* statistics: judge sharing by reference counts */
+	bool by_fiemap;		/* statistics: sharing from FIEMAP's flag (fiemap_shared()) */
 };
 
 /*
@@ -459,45 +459,15 @@ static int cmp_by_disk(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* The references the extent tree counts for the data extent at @bytenr (0 when unknown). */
-static uint64_t extent_refs(int fd, uint64_t bytenr)
-{
-	struct {
-		struct btrfs_ioctl_search_args_v2 a;
-		uint8_t buf[4096];
-	} s;
-	struct btrfs_ioctl_search_header sh;
-	struct btrfs_extent_item ei;
-
-	memset(&s.a, 0, sizeof(s.a));
-	s.a.key.tree_id = BTRFS_EXTENT_TREE_OBJECTID;
-	s.a.key.min_objectid = s.a.key.max_objectid = bytenr;
-	s.a.key.min_type = s.a.key.max_type = BTRFS_EXTENT_ITEM_KEY;
-	s.a.key.max_offset = UINT64_MAX;
-	s.a.key.max_transid = UINT64_MAX;
-	s.a.key.nr_items = 1;
-	s.a.buf_size = sizeof(s.buf);
-	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, &s.a) < 0 || s.a.key.nr_items < 1)
-		return 0;
-	memcpy(&sh, s.a.buf, sizeof(sh));
-	if (sh.objectid != bytenr || sh.type != BTRFS_EXTENT_ITEM_KEY || sh.len < sizeof(ei) ||
-	    sh.len > sizeof(s.buf) - sizeof(sh))
-		return 0;
-	memcpy(&ei, s.a.buf + sizeof(sh), sizeof(ei));
-	return le64toh(ei.refs);
-}
-
-/* Whether someone else references the extent at @bytenr, which @own items of this file
- * reference: exactly (LOGICAL_INO_V2) for a table, by the extent tree's reference count for
- * statistics (x->by_refs: cheaper, but it misses a snapshot whose leaves were not rewritten
- * yet). 1, 0 or -errno. */
-static int extent_foreign(struct bt_ctx *x, uint64_t bytenr, size_t own)
+/* Whether someone else references the extent at @bytenr: exactly (LOGICAL_INO_V2) for a table;
+ * 0 for statistics (x->by_fiemap: fiemap_shared() marks them). 1, 0 or -errno. */
+static int extent_foreign(struct bt_ctx *x, uint64_t bytenr)
 {
 	uint64_t root = 0, ino = 0;
 	int r;
 
-	if (x->by_refs)
-		return extent_refs(x->fd, bytenr) > own;
+	if (x->by_fiemap)
+		return 0;
 	r = extent_foreign_ref(x, bytenr, &root, &ino);
 	if (r < 0) {
 		mtfs_log(MAPTBL_LOG_ERROR, "%s: BTRFS_IOC_LOGICAL_INO_V2: %s", x->m->path,
@@ -547,7 +517,7 @@ static int find_shared(struct bt_ctx *x, const struct bt_file *f, bool *shared, 
 		while (j < n && idx[j]->disk_bytenr == idx[i]->disk_bytenr)
 			j++;
 		(*nr_disk)++;
-		r = extent_foreign(x, idx[i]->disk_bytenr, j - i);
+		r = extent_foreign(x, idx[i]->disk_bytenr);
 		if (r < 0) {
 			err = r;
 			break;
@@ -660,9 +630,9 @@ static void describe_subvolume(struct bt_ctx *x)
 
 /* ---- delalloc without a sync -------------------------------------------------------------- */
 
-/* MAPTBL_FS_NO_SYNC: dirty ranges have no items yet (they would look like holes): FIEMAP
- * reports them as delalloc. */
-static int delalloc_findings(struct maptbl_fs_map *m, int fd)
+/* Every FIEMAP record of @fd in order through @fn (a non-zero return stops the walk and is
+ * returned); 256 records a call. -errno of the ioctl. */
+static int fiemap_each(int fd, int (*fn)(void *ctx, const struct fiemap_extent *fe), void *ctx)
 {
 	enum { N = 256 };
 	union {
@@ -679,22 +649,34 @@ static int delalloc_findings(struct maptbl_fs_map *m, int fd)
 		u.fm.fm_extent_count = N;
 		if (ioctl(fd, FS_IOC_FIEMAP, &u.fm) < 0)
 			return -errno;
-		if (!u.fm.fm_mapped_extents)
-			return 0;
 		for (uint32_t i = 0; i < u.fm.fm_mapped_extents; i++) {
 			const struct fiemap_extent *fe = &u.fm.fm_extents[i];
 
-			if ((fe->fe_flags & FIEMAP_EXTENT_DELALLOC) &&
-			    (err = mtfs_add_finding(m, fe->fe_logical, fe->fe_length,
-						    MAPTBL_FS_RULE_DELALLOC,
-						    MAPTBL_FS_REFUSES_WRITABLE |
-							    MAPTBL_FS_REFUSES_READONLY)))
+			if ((err = fn(ctx, fe)))
 				return err;
+			if ((fe->fe_flags & FIEMAP_EXTENT_LAST) ||
+			    fe->fe_logical + fe->fe_length <= start)
+				return 0; /* the last, or no progress: never loop */
 			start = fe->fe_logical + fe->fe_length;
-			if (fe->fe_flags & FIEMAP_EXTENT_LAST)
-				return 0;
 		}
+		if (u.fm.fm_mapped_extents < N)
+			return 0;
 	}
+}
+
+static int delalloc_record(void *ctx, const struct fiemap_extent *fe)
+{
+	if (!(fe->fe_flags & FIEMAP_EXTENT_DELALLOC))
+		return 0;
+	return mtfs_add_finding(ctx, fe->fe_logical, fe->fe_length, MAPTBL_FS_RULE_DELALLOC,
+				MAPTBL_FS_REFUSES_WRITABLE | MAPTBL_FS_REFUSES_READONLY);
+}
+
+/* MAPTBL_FS_NO_SYNC: dirty ranges have no items yet (they would look like holes): FIEMAP
+ * reports them as delalloc. */
+static int delalloc_findings(struct maptbl_fs_map *m, int fd)
+{
+	return fiemap_each(fd, delalloc_record, m);
 }
 
 /* ---- the backend -------------------------------------------------------------------------- */
@@ -724,7 +706,79 @@ static const char *profile_name(uint64_t type)
 	return "unknown";
 }
 
-/* One REG/PREALLOC item: its pieces become records on the table's device, or findings. */
+/*
+ * The piece at @lo of chunk @c on device @dev when one of the chunk's copies lies there, else
+ * copy 0. btrfs does not keep the stripe order of mirrored chunks fixed: copy 0 of one chunk may
+ * be on device 1 and copy 0 of the next on device 2, while both hold a full copy.
+ */
+static int chunk_piece_on(const struct bt_chunk *c, uint64_t lo, uint64_t len, uint64_t dev,
+			  struct bt_piece *p)
+{
+	int err = chunk_map_piece(c, lo, len, 0, p);
+
+	for (unsigned k = 1; !err && p->devid != dev && k < chunk_copies(c); k++) {
+		struct bt_piece q;
+
+		if (!chunk_map_piece(c, lo, len, k, &q) && q.devid == dev)
+			*p = q;
+	}
+	return err;
+}
+
+/* Whether an item's bytes can become records at all (else the item loop refuses it). */
+static bool item_mappable(const struct bt_item *b)
+{
+	return (b->type == BTRFS_FILE_EXTENT_REG || b->type == BTRFS_FILE_EXTENT_PREALLOC) &&
+	       !b->encryption && !b->compression && !b->other_encoding && b->disk_bytenr;
+}
+
+/* Whether every mappable piece of @f has a copy on device @dev (RAID5/6 and unmapped bytes are
+ * refused anyway and do not count). */
+static bool file_on_dev(const struct bt_chunk_map *cm, const struct bt_file *f, uint64_t dev)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		const struct bt_item *b = &f->it[i];
+		uint64_t lo = b->disk_bytenr + b->offset, left = b->num_bytes;
+
+		while (item_mappable(b) && left) {
+			const struct bt_chunk *c = chunk_find(cm, lo);
+			struct bt_piece p;
+
+			if (!c || chunk_piece_on(c, lo, left, dev, &p))
+				break;
+			if (p.devid != dev)
+				return false;
+			lo += p.length, left -= p.length;
+		}
+	}
+	return true;
+}
+
+/* The table's device: of the devices holding a copy of the first mapped byte, the first that
+ * holds a copy of every byte; without one, copy 0 of the first byte (0: nothing mapped). */
+static uint64_t pick_table_dev(const struct bt_chunk_map *cm, const struct bt_file *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		const struct bt_item *b = &f->it[i];
+		const struct bt_chunk *c;
+		struct bt_piece p;
+		unsigned k;
+
+		if (!item_mappable(b) || !b->num_bytes ||
+		    !(c = chunk_find(cm, b->disk_bytenr + b->offset)))
+			continue;
+		for (k = 0; k < chunk_copies(c); k++)
+			if (!chunk_map_piece(c, b->disk_bytenr + b->offset, b->num_bytes, k, &p) &&
+			    file_on_dev(cm, f, p.devid))
+				return p.devid;
+		if (!chunk_map_piece(c, b->disk_bytenr + b->offset, b->num_bytes, 0, &p))
+			return p.devid;
+	}
+	return 0;
+}
+
+/* One REG/PREALLOC item: its pieces become records on the table's device, or findings. For
+ * mirrored profiles the copy on the table's device is used, whichever stripe it is. */
 static int map_item(struct bt_ctx *x, const struct bt_chunk_map *cm, const struct bt_item *b,
 		    bool shared, uint64_t *table_dev, uint64_t *other_dev)
 {
@@ -746,7 +800,7 @@ static int map_item(struct bt_ctx *x, const struct bt_chunk_map *cm, const struc
 			return mtfs_add_finding(m, fo, left, MAPTBL_FS_RULE_UNKNOWN, both);
 		}
 		prof = c->type & BTRFS_BLOCK_GROUP_PROFILE_MASK;
-		err = chunk_map_piece(c, lo, left, 0, &p);
+		err = chunk_piece_on(c, lo, left, *table_dev, &p);
 		if (err == -EOPNOTSUPP) {
 			/* RAID5/6: data and rotating parity; neither reads nor writes are
 			 * plain. The whole rest of the chunk (or of the item) goes. */
@@ -847,6 +901,7 @@ int mtfs_btrfs(struct maptbl_fs_map *m, int fd, uint64_t ino, uint32_t flags)
 	}
 	if ((err = find_shared(&x, &f, shared, &n)))
 		goto out;
+	table_dev = pick_table_dev(&cm, &f);
 
 	for (i = 0; i < f.n; i++) {
 		const struct bt_item *b = &f.it[i];
@@ -915,19 +970,53 @@ out:
 	return err;
 }
 
-/* ---- statistics: one file, from its items (no FIEMAP) ------------------------------------- */
+/* ---- statistics: one file, from its items ------------------------------------------------- */
+
+struct shared_ctx {
+	const struct bt_file *f;
+	bool *shared;
+	size_t j; /* the first item that may overlap the next record */
+};
+
+static int shared_record(void *ctx, const struct fiemap_extent *fe)
+{
+	struct shared_ctx *c = ctx;
+	const struct bt_file *f = c->f;
+	uint64_t end = fe->fe_logical + fe->fe_length;
+
+	/* Items and records both ascend by file offset. */
+	while (c->j < f->n && f->it[c->j].file_off + f->it[c->j].num_bytes <= fe->fe_logical)
+		c->j++;
+	for (size_t k = c->j; (fe->fe_flags & FIEMAP_EXTENT_SHARED) && k < f->n &&
+			   f->it[k].file_off < end;
+	     k++)
+		if (f->it[k].type != BTRFS_FILE_EXTENT_INLINE && f->it[k].disk_bytenr)
+			c->shared[k] = true;
+	return 0;
+}
+
+/*
+ * Statistics: marks in @shared[] the items FIEMAP flags FIEMAP_EXTENT_SHARED. The kernel's check
+ * (btrfs_is_data_extent_shared) walks the backrefs through shared tree blocks, so it sees a
+ * snapshot whose leaves were not rewritten yet, where the extent item's reference count stays 1.
+ * It is exact, and what filefrag shows. Cost: one FIEMAP call per 256 records of the file (the
+ * kernel caches the sharedness of tree blocks during one call), against one LOGICAL_INO_V2
+ * backref walk per disk extent, which also needs a committed transaction.
+ */
+static int fiemap_shared(int fd, const struct bt_file *f, bool *shared)
+{
+	struct shared_ctx c = { .f = f, .shared = shared };
+
+	return fiemap_each(fd, shared_record, &c);
+}
 
 int mtfs_btrfs_measure(int fd, uint64_t ino, uint64_t size, uint32_t bs,
 		       struct maptbl_file_stats *out)
 {
-	struct bt_ctx x = { .fd = fd, .ino = ino, .by_refs = true };
+	struct bt_ctx x = { .fd = fd, .ino = ino, .by_fiemap = true };
 	struct bt_file f;
+	struct mtfs_count c;
 	bool *shared = NULL;
-	uint64_t end = 0, bytes = 0, last_lo = 0, last_phys = 0, last_len = 0;
-	uint64_t t_lend = 0, t_pend = 0, t_len = 0;
-	bool any = false, t_unw = false;
-	struct maptbl_build_opts bo;
-	struct maptbl_estimate est;
 	size_t i, n = 0;
 	int err = read_file_items(fd, ino, &f);
 
@@ -937,75 +1026,37 @@ int mtfs_btrfs_measure(int fd, uint64_t ino, uint64_t size, uint32_t bs,
 		err = -ENOENT; /* unlinked between the open and the search */
 		goto out;
 	}
-	for (i = 0; i < f.n; i++) {
-		const struct bt_item *b = &f.it[i];
-		uint64_t len = b->type == BTRFS_FILE_EXTENT_INLINE ? b->ram_bytes : b->num_bytes;
-		uint64_t phys = b->disk_bytenr + b->offset; /* btrfs logical, as filefrag sees it */
-		bool unw = b->type == BTRFS_FILE_EXTENT_PREALLOC;
-
-		if (b->type != BTRFS_FILE_EXTENT_INLINE && !b->disk_bytenr)
-			continue; /* explicit hole */
-		/* Records as FIEMAP would give them, counted as filefrag counts extents (a new one
-		 * when the address continues neither logically nor densely). */
-		out->records++;
-		if (b->type == BTRFS_FILE_EXTENT_INLINE) {
-			out->inline_extents++;
-			phys = 0;
-		}
-		if (b->type != BTRFS_FILE_EXTENT_INLINE && (b->compression || b->other_encoding)) {
-			out->compressed++;
-			phys = b->disk_bytenr; /* FIEMAP's address of an encoded extent */
-		}
-		if (!any || (b->file_off != 0 && phys != last_phys + (b->file_off - last_lo) &&
-			     phys != last_phys + last_len))
-			out->extents++;
-		if (b->file_off > end || (!any && b->file_off > 0))
-			out->holes++;
-		out->unwritten += unw;
-		bytes += len;
-		/* The table's extents: contiguous records of one kind merged. */
-		if (any && unw == t_unw && b->file_off == t_lend && phys == t_pend) {
-			t_len += len;
-		} else {
-			if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
-				out->table_long++;
-			out->table_extents++;
-			t_len = len;
-			t_unw = unw;
-		}
-		t_lend = b->file_off + len;
-		t_pend = phys + len;
-		last_lo = b->file_off, last_phys = phys, last_len = len;
-		any = true;
-		if (b->file_off + len > end)
-			end = b->file_off + len;
-	}
-	if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
-		out->table_long++;
-	if (size > end)
-		out->holes++;
-	out->blocks = (bytes + bs - 1) / bs;
-
 	/* Shared records, and each disk extent counted once. */
 	shared = calloc(f.n ? f.n : 1, sizeof(*shared));
 	if (!shared) {
 		err = -ENOMEM;
 		goto out;
 	}
-	if ((err = find_shared(&x, &f, shared, &n)))
+	if ((err = find_shared(&x, &f, shared, &n)) || (err = fiemap_shared(fd, &f, shared)))
 		goto out;
 	out->disk_extents = n;
-	for (i = 0; i < f.n; i++)
-		out->shared += shared[i];
 
-	maptbl_build_opts_init(&bo, sizeof(bo));
-	bo.block_size = bs >= MAPTBL_MIN_BLOCK_SIZE && bs <= MAPTBL_MAX_BLOCK_SIZE ? bs : 0;
-	err = maptbl_table_estimate(out->table_extents, out->table_long, &bo, &est);
-	if (!err) {
-		out->table_bytes = est.bytes;
-		out->table_nodes = est.nodes;
-		out->table_depth = est.depth;
+	/* The items as the records FIEMAP would give, counted as filefrag counts them. */
+	mtfs_count_init(&c, bs);
+	for (i = 0; i < f.n; i++) {
+		const struct bt_item *b = &f.it[i];
+		uint64_t len = b->type == BTRFS_FILE_EXTENT_INLINE ? b->ram_bytes : b->num_bytes;
+		uint64_t phys = b->disk_bytenr + b->offset; /* btrfs logical, as filefrag sees it */
+		uint32_t fl = (b->type == BTRFS_FILE_EXTENT_PREALLOC ? MTFS_REC_UNWRITTEN : 0) |
+			      (shared[i] ? MTFS_REC_SHARED : 0);
+
+		if (b->type != BTRFS_FILE_EXTENT_INLINE && !b->disk_bytenr)
+			continue; /* explicit hole */
+		if (b->type == BTRFS_FILE_EXTENT_INLINE) {
+			out->inline_extents++;
+			phys = 0;
+		} else if (b->compression || b->other_encoding) {
+			out->compressed++;
+			phys = b->disk_bytenr; /* FIEMAP's address of an encoded extent */
+		}
+		mtfs_count_record(&c, out, b->file_off, phys, len, fl);
 	}
+	err = mtfs_count_finish(&c, out, size);
 out:
 	free(shared);
 	free(f.it);

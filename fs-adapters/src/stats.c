@@ -20,6 +20,7 @@
 #include <sys/statfs.h>
 #include <linux/magic.h>
 #include <unistd.h>
+#include <linux/btrfs.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 
@@ -40,6 +41,8 @@ struct sumry {
 	uint64_t files, bytes, blocks, extents, records, holes, unwritten, shared;
 	uint64_t multi_files, multi_bytes, pred_blocks, breaks;
 	uint64_t files_holes, files_unwritten, files_shared, table_bytes, table_nodes;
+	/* btrfs (0 elsewhere): */
+	uint64_t compressed, inline_extents, disk_extents, files_compressed, files_inline;
 	struct vc *map; /* sorted by value */
 	size_t nmap, cap;
 };
@@ -202,6 +205,11 @@ static void sum_add(struct sumry *a, const struct sumry *b)
 	a->files_shared += b->files_shared;
 	a->table_bytes += b->table_bytes;
 	a->table_nodes += b->table_nodes;
+	a->compressed += b->compressed;
+	a->inline_extents += b->inline_extents;
+	a->disk_extents += b->disk_extents;
+	a->files_compressed += b->files_compressed;
+	a->files_inline += b->files_inline;
 }
 
 /* ---- top list: a min-heap, the root is the least fragmented kept ---- */
@@ -361,6 +369,11 @@ static int acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f
 	s->files_shared += !!f->shared;
 	s->table_bytes += f->table_bytes;
 	s->table_nodes += f->table_nodes;
+	s->compressed += f->compressed;
+	s->inline_extents += f->inline_extents;
+	s->disk_extents += f->disk_extents;
+	s->files_compressed += !!f->compressed;
+	s->files_inline += !!f->inline_extents;
 	a->depths[f->table_depth]++;
 	return 0;
 }
@@ -534,6 +547,11 @@ MAPTBL_API int maptbl_stats_acc_summary(const struct maptbl_stats_acc *a, int c,
 	s.max = t.nmap ? t.map[t.nmap - 1].value : 0;
 	s.table_bytes = t.table_bytes;
 	s.table_nodes = t.table_nodes;
+	s.compressed = t.compressed;
+	s.inline_extents = t.inline_extents;
+	s.disk_extents = t.disk_extents;
+	s.files_compressed = t.files_compressed;
+	s.files_inline = t.files_inline;
 	s.layout_score = t.pred_blocks ? 1.0 - (double)t.breaks / (double)t.pred_blocks : 1.0;
 	free(t.map);
 	memset(out, 0, sz);
@@ -642,6 +660,10 @@ MAPTBL_API int maptbl_stats_acc_error_reason(const struct maptbl_stats_acc *a, s
 	X(multi_files) X(multi_bytes) X(pred_blocks) X(breaks) X(files_holes) X(files_unwritten)   \
 	X(files_shared) X(table_bytes) X(table_nodes)
 
+/* btrfs' counts: written only when non-zero (the output of other filesystems stays as it was),
+ * read as 0 when missing (older outputs, other filesystems). */
+#define BTRFS_FIELDS(X) X(compressed) X(inline_extents) X(disk_extents) X(files_compressed) X(files_inline)
+
 static json_t *jint(uint64_t v)
 {
 	return json_integer((json_int_t)v);
@@ -705,6 +727,11 @@ static json_t *class_json(const struct maptbl_stats_acc *a, int c)
 #define X(f) json_object_set_new(o, #f, jint(s->f));
 	SUM_FIELDS(X)
 #undef X
+#define X(f)                                                                                       \
+	if (s->f)                                                                                  \
+		json_object_set_new(o, #f, jint(s->f));
+	BTRFS_FIELDS(X)
+#undef X
 	for (i = 0; i < s->nmap; i++)
 		json_array_append_new(m, a->no_map_bytes
 						 ? json_pack("[o,o]", jint(s->map[i].value),
@@ -736,6 +763,11 @@ MAPTBL_API int maptbl_stats_acc_to_json(const struct maptbl_stats_acc *a, char *
 		maptbl_stats_acc_summary(a, MAPTBL_STATS_ALL, &s, sizeof(s));
 #define X(f) json_object_set_new(all, #f, jint(s.f));
 		SUM_FIELDS(X)
+#undef X
+#define X(f)                                                                                       \
+	if (s.f)                                                                                   \
+		json_object_set_new(all, #f, jint(s.f));
+		BTRFS_FIELDS(X)
 #undef X
 		json_object_set_new(all, "errors", jint(maptbl_stats_acc_nr_errors(a)));
 		add_derived(a, MAPTBL_STATS_ALL, all);
@@ -803,6 +835,11 @@ static int class_from_json(struct sumry *s, json_t *o, bool *no_bytes)
 	if ((err = get_u64(o, #f, &s->f)))                                                          \
 		return err;
 	SUM_FIELDS(X)
+#undef X
+#define X(f)                                                                                       \
+	if (json_object_get(o, #f) && (err = get_u64(o, #f, &s->f)))                                \
+		return err;
+	BTRFS_FIELDS(X)
 #undef X
 	m = json_object_get(o, "extents_per_file");
 	if (!json_is_array(m)) {
@@ -949,82 +986,6 @@ out:
 /* ---- one file ---- */
 
 /*
- * filefrag's count, one record at a time (records in logical order, byte units), shared by the
- * FIEMAP measurement and the ext4 image scan (stats_image.c) so that both count alike.
- */
-void mtfs_count_init(struct mtfs_count *c, uint32_t bs)
-{
-	memset(c, 0, sizeof(*c));
-	c->bs = bs ? bs : 4096;
-}
-
-void mtfs_count_record(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t logical,
-		       uint64_t physical, uint64_t length, uint32_t flags)
-{
-	uint64_t expected = c->last_phys + logical - c->last_log;
-	uint64_t dense = c->last_phys + c->last_len;
-	uint32_t unw = flags & MTFS_REC_UNWRITTEN;
-
-	/*
-	 * filefrag's rule (misc/filefrag.c): a record starts a new extent unless it is at logical
-	 * 0 or physically continues the previous one, densely or across a hole of the same size.
-	 */
-	if (logical != 0 && physical != expected && physical != dense)
-		f->extents++;
-	else if (!f->extents)
-		f->extents = 1;
-	f->records++;
-	if (logical > c->end || (!c->any && logical > 0))
-		f->holes++;
-	f->unwritten += !!unw;
-	f->shared += !!(flags & MTFS_REC_SHARED);
-	c->bytes += length;
-	/* The table's extents: records merged when logically and physically contiguous with the
-	 * same unwritten flag, as libmaptbl-fs's make_extents() does. */
-	if (c->any && unw == c->t_unw && logical == c->t_lend && physical == c->t_pend) {
-		c->t_len += length;
-	} else {
-		if (c->any && (c->t_len + c->bs - 1) / c->bs > MAPTBL_COMPACT_MAX_LEN)
-			f->table_long++;
-		f->table_extents++;
-		c->t_len = length;
-		c->t_unw = unw;
-	}
-	c->t_lend = logical + length;
-	c->t_pend = physical + length;
-	c->any = 1;
-	if (logical + length > c->end)
-		c->end = logical + length;
-	c->last_log = logical;
-	c->last_phys = physical;
-	c->last_len = length;
-}
-
-int mtfs_count_finish(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t size)
-{
-	struct maptbl_build_opts bo;
-	struct maptbl_estimate est;
-	int err;
-
-	if (c->any && (c->t_len + c->bs - 1) / c->bs > MAPTBL_COMPACT_MAX_LEN)
-		f->table_long++;
-	if (size > c->end)
-		f->holes++;
-	f->size = size;
-	f->block_size = c->bs;
-	f->blocks = (c->bytes + c->bs - 1) / c->bs;
-	maptbl_build_opts_init(&bo, sizeof(bo));
-	bo.block_size = c->bs >= MAPTBL_MIN_BLOCK_SIZE && c->bs <= MAPTBL_MAX_BLOCK_SIZE ? c->bs : 0;
-	err = maptbl_table_estimate(f->table_extents, f->table_long, &bo, &est);
-	if (err)
-		return err;
-	f->table_bytes = est.bytes;
-	f->table_nodes = est.nodes;
-	f->table_depth = est.depth;
-	return 0;
-}
-
-/*
  * Records per FIEMAP call. One call with room for records, not a count-only call
  * (fm_extent_count = 0) first: the count alone gives filefrag's extent count only for 0 or 1
  * records, and even then the summary needs the record (its length for the blocks, its offset for
@@ -1114,6 +1075,14 @@ static int stats_at(int dirfd, const char *name, uint32_t bs, int btrfs,
 		btrfs = fstatfs(fd, &sfs) == 0 && (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC;
 	if (btrfs)
 		err = mtfs_btrfs_measure(fd, (uint64_t)st->st_ino, out->size, bs, out);
+	if (!err && !out->records && out->size) {
+		/* Dirty data not written back yet has no extent items (delalloc): the tree search
+		 * sees none, FIEMAP sees its delalloc records, as filefrag does. */
+		memset(out, 0, sizeof(*out));
+		out->size = (uint64_t)st->st_size;
+		out->block_size = bs;
+		err = -EPERM;
+	}
 	if (err == -EPERM) /* not btrfs, or no CAP_SYS_ADMIN for the tree search */
 		err = measure_fd(fd, out->size, bs, out);
 out:
@@ -1154,6 +1123,12 @@ struct scan {
 	unsigned busy; /* workers reading a directory */
 	int err;       /* -ENOMEM stops the walk */
 	dev_t dev;
+	/* btrfs: every subvolume has its own st_dev; those whose fsid is the start's are the same
+	 * filesystem. Judged once per st_dev (under lock). */
+	bool btrfs;
+	uint8_t fsid[BTRFS_FSID_SIZE];
+	struct { dev_t dev; bool same; } *devs;
+	size_t ndevs;
 	const struct maptbl_scan_opts *o;
 	pthread_mutex_t cb_lock;
 	uint64_t files, bytes; /* for opts->progress, under cb_lock */
@@ -1274,6 +1249,53 @@ static int queue_dir(struct worker *w, int fd, const char *path, const char *nam
 	return err;
 }
 
+/* The fsid of the btrfs filesystem of @fd; -errno. */
+static int btrfs_fsid(int fd, uint8_t fsid[BTRFS_FSID_SIZE])
+{
+	struct btrfs_ioctl_fs_info_args fi;
+
+	memset(&fi, 0, sizeof(fi));
+	if (ioctl(fd, BTRFS_IOC_FS_INFO, &fi) < 0)
+		return -errno;
+	memcpy(fsid, fi.fsid, BTRFS_FSID_SIZE);
+	return 0;
+}
+
+/* Whether the directory @fd (device @dev) is on the filesystem the walk started on: the same
+ * st_dev, or on btrfs another subvolume of the same filesystem (one BTRFS_IOC_FS_INFO per
+ * st_dev seen). */
+static bool same_fs(struct scan *s, int fd, dev_t dev)
+{
+	uint8_t fsid[BTRFS_FSID_SIZE];
+	bool same;
+	size_t i;
+	void *p;
+
+	if (dev == s->dev)
+		return true;
+	if (!s->btrfs)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->ndevs; i++)
+		if (s->devs[i].dev == dev) {
+			same = s->devs[i].same;
+			pthread_mutex_unlock(&s->lock);
+			return same;
+		}
+	pthread_mutex_unlock(&s->lock);
+	/* ENOTTY (not btrfs) and every other failure: another filesystem. */
+	same = !btrfs_fsid(fd, fsid) && !memcmp(fsid, s->fsid, sizeof(fsid));
+	pthread_mutex_lock(&s->lock);
+	p = realloc(s->devs, (s->ndevs + 1) * sizeof(*s->devs));
+	if (p) { /* without memory, only the cache is lost */
+		s->devs = p;
+		s->devs[s->ndevs].dev = dev;
+		s->devs[s->ndevs++].same = same;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return same;
+}
+
 /* Reads one directory: files are measured, subdirectories queued. */
 static int read_dir(struct worker *w, struct dirjob *j)
 {
@@ -1285,6 +1307,7 @@ static int read_dir(struct worker *w, struct dirjob *j)
 	struct dirent *de;
 	struct stat st;
 	uint32_t bs;
+	dev_t dir_dev;
 	DIR *d;
 	int fd, err = 0;
 
@@ -1296,10 +1319,11 @@ static int read_dir(struct worker *w, struct dirjob *j)
 		close(fd);
 		return maptbl_stats_acc_error(w->acc, path, err);
 	}
-	if (st.st_dev != s->dev && !s->o->cross_mounts) {
+	if (!s->o->cross_mounts && !same_fs(s, fd, st.st_dev)) {
 		close(fd);
 		return 0;
 	}
+	dir_dev = st.st_dev;
 	if (!w->bs || st.st_dev != w->bs_dev) { /* one statfs per filesystem, not per directory */
 		int ok = !fstatfs(fd, &sfs);
 
@@ -1359,7 +1383,7 @@ static int read_dir(struct worker *w, struct dirjob *j)
 		} else if (err) {
 			/* e.g. vanished since readdir() (ENOENT): counted with the reason */
 			err = maptbl_stats_acc_error(w->acc, child, err);
-		} else if (st.st_dev == s->dev || s->o->cross_mounts) {
+		} else if (st.st_dev == dir_dev || s->o->cross_mounts) {
 			f.path = child;
 			files++;
 			bytes += f.size;
@@ -1467,6 +1491,15 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 	memset(&s, 0, sizeof(s));
 	s.o = &o;
 	s.dev = st.st_dev;
+	{
+		struct statfs sfs;
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		s.btrfs = fd >= 0 && !fstatfs(fd, &sfs) &&
+			  (unsigned long)sfs.f_type == BTRFS_SUPER_MAGIC && !btrfs_fsid(fd, s.fsid);
+		if (fd >= 0)
+			close(fd);
+	}
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_mutex_init(&s.cb_lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
@@ -1518,6 +1551,7 @@ out:
 		free(s.dirs[s.ndirs].path);
 	}
 	free(s.dirs);
+	free(s.devs);
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
 	pthread_mutex_destroy(&s.cb_lock);

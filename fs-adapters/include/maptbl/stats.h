@@ -82,6 +82,12 @@ struct maptbl_stats_summary {
 	uint64_t p50, p90, p99, p999, max; /**< extents per file */
 	uint64_t table_bytes, table_nodes;
 	double layout_score;	   /**< see the file comment */
+	/* btrfs (0 elsewhere), from maptbl_file_stats: */
+	uint64_t compressed;	   /**< compressed (encoded) records */
+	uint64_t inline_extents;   /**< inline records */
+	uint64_t disk_extents;	   /**< distinct disk extents, summed over the files */
+	uint64_t files_compressed; /**< files with at least one compressed record */
+	uint64_t files_inline;	   /**< files with an inline record */
 };
 
 /** A file of the top list (POD; path owned by the accumulator). */

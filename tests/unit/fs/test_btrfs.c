@@ -404,6 +404,88 @@ static void test_map_item(void **state)
 	maptbl_fs_map_free(m);
 }
 
+/* Mirrored chunks whose stripes btrfs rotated: [1 GiB, +64 MiB) RAID1 on devices {1, 2},
+ * [1 GiB + 64 MiB, +64 MiB) RAID1 on {2, 1}, [1 GiB + 128 MiB, +64 MiB) RAID1 on {3, 2},
+ * [4 GiB, +64 MiB) RAID10 (2 groups of 2 mirrors) on {2, 1, 1, 2}. */
+static void build_rotated(struct bt_chunk_map *cm)
+{
+	static const uint64_t d12[2] = { 1, 2 }, d21[2] = { 2, 1 }, d32[2] = { 3, 2 };
+	static const uint64_t d10[4] = { 2, 1, 1, 2 };
+	static const uint64_t o1[2] = { 100 * MiB, 500 * MiB }, o2[2] = { 200 * MiB, 600 * MiB };
+	static const uint64_t o3[2] = { 300 * MiB, 700 * MiB };
+	static const uint64_t o10[4] = { 800 * MiB, 900 * MiB, 1000 * MiB, 1100 * MiB };
+	struct { uint64_t l, type; uint16_t ns, ss; const uint64_t *d, *o; } spec[] = {
+		{ GiB, BTRFS_BLOCK_GROUP_RAID1, 2, 1, d12, o1 },
+		{ GiB + 64 * MiB, BTRFS_BLOCK_GROUP_RAID1, 2, 1, d21, o2 },
+		{ GiB + 128 * MiB, BTRFS_BLOCK_GROUP_RAID1, 2, 1, d32, o3 },
+		{ 4 * GiB, BTRFS_BLOCK_GROUP_RAID10, 4, 2, d10, o10 },
+	};
+
+	memset(cm, 0, sizeof(*cm));
+	for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
+		struct bt_chunk c;
+		struct item it = make_item(64 * MiB, spec[i].type, spec[i].ns, spec[i].ss, spec[i].d,
+					   spec[i].o);
+
+		parse_ok(spec[i].l, &it, &c);
+		assert_int_equal(chunk_map_add(cm, &c), 0);
+	}
+}
+
+/*
+ * This used to refuse read-only tables of RAID1/RAID10 files "other-device": map_item() always
+ * read copy 0, and btrfs rotates the stripe order between chunks, so a file across two chunks
+ * had its copy 0 on two devices although each device held a full copy.
+ */
+static void test_rotated_mirrors(void **state)
+{
+	struct bt_chunk_map cm;
+	struct maptbl_fs_map *m = new_map(4096, 0);
+	struct bt_ctx x = { .m = m };
+	uint64_t tdev = 0, odev = 0;
+	/* 8 MiB across chunks 0 ({1, 2}) and 1 ({2, 1}): both copies are whole on device 1. */
+	struct bt_item a = { .file_off = 0, .disk_bytenr = GiB + 60 * MiB, .num_bytes = 8 * MiB,
+			     .type = BTRFS_FILE_EXTENT_REG };
+	/* 128 KiB of RAID10 at its start: stripe unit 0 on {2, 1}, unit 1 on {1, 2}. */
+	struct bt_item r = { .file_off = 8 * MiB, .disk_bytenr = 4 * GiB, .num_bytes = 2 * SL,
+			     .type = BTRFS_FILE_EXTENT_REG };
+	/* 8 MiB across chunks 1 ({2, 1}) and 2 ({3, 2}): only device 2 holds all of it, and
+	 * copy 0 of its first byte is on device 2 too; starting in chunk 0 ({1, 2}) instead,
+	 * copy 0 would be device 1, which lacks chunk 2. */
+	struct bt_item b = { .file_off = 0, .disk_bytenr = GiB + 124 * MiB, .num_bytes = 8 * MiB,
+			     .type = BTRFS_FILE_EXTENT_REG };
+	struct bt_item c = { .file_off = 0, .disk_bytenr = GiB + 60 * MiB, .num_bytes = 72 * MiB,
+			     .type = BTRFS_FILE_EXTENT_REG };
+	struct bt_file f = { .it = &c, .n = 1 };
+	struct logcap lc;
+
+	(void)state;
+	assert_non_null(m);
+	build_rotated(&cm);
+	logcap_start(&lc);
+	assert_int_equal(map_item(&x, &cm, &a, false, &tdev, &odev), 0);
+	assert_int_equal(tdev, 1);
+	check_rec(m, 0, 0, 100 * MiB + 60 * MiB, 4 * MiB, 0);
+	check_rec(m, 1, 4 * MiB, 600 * MiB, 4 * MiB, 0); /* copy 1 of chunk 1 */
+	assert_int_equal(map_item(&x, &cm, &r, false, &tdev, &odev), 0);
+	check_rec(m, 2, 8 * MiB, 900 * MiB, SL, 0);	  /* unit 0: mirror 1 */
+	check_rec(m, 3, 8 * MiB + SL, 1000 * MiB, SL, 0); /* unit 1: mirror 0 */
+	assert_int_equal(odev, 0);
+	for (size_t i = 0; i < m->nr_find; i++)
+		assert_int_not_equal(m->find[i].rule, MAPTBL_FS_RULE_OTHER_DEVICE);
+	logcap_stop();
+
+	/* The table's device is the one that holds everything, not copy 0 of the first byte. */
+	f.it = &b;
+	assert_int_equal(pick_table_dev(&cm, &f), 2);
+	f.it = &c;
+	assert_int_equal(pick_table_dev(&cm, &f), 2);
+	f.it = &a;
+	assert_int_equal(pick_table_dev(&cm, &f), 1);
+	chunk_map_free(&cm);
+	maptbl_fs_map_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_bijection),
 		cmocka_unit_test(test_raid56_refused),
 		cmocka_unit_test(test_map_item),
+		cmocka_unit_test(test_rotated_mirrors),
 	};
 
 	return cmocka_run_group_tests_name("btrfs chunk map", tests, NULL, NULL);

@@ -630,13 +630,82 @@ static void test_scan_vanished(void **state)
 	assert_int_equal(system(p), 0);
 }
 
+/* Merges @a into @m through @a's JSON. */
+static void merge_json(struct maptbl_stats_acc *m, const struct maptbl_stats_acc *a)
+{
+	struct maptbl_stats_acc *b;
+	char *j = json_of(a);
+
+	assert_int_equal(maptbl_stats_acc_from_json(j, strlen(j), &b), 0);
+	free(j);
+	assert_int_equal(maptbl_stats_acc_merge(m, b), 0);
+	maptbl_stats_acc_free(b);
+}
+
+/*
+ * This used to drop btrfs' compressed, inline and disk-extent counts: the accumulator had no
+ * place for them. Now they are summed, counted per file, merged, and in the JSON only when
+ * non-zero (another filesystem's output, or an older one, reads as 0).
+ */
+static void test_btrfs_counts_merge(void **state)
+{
+	struct maptbl_stats_acc *bt = new_acc(3), *plain = new_acc(3), *m = new_acc(3), *b;
+	struct maptbl_stats_summary s;
+	char path[64], *j;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 50; i++) {
+		struct maptbl_file_stats f = rnd_file(i, path, sizeof(path));
+
+		assert_int_equal(maptbl_stats_acc_add(plain, &f), 0);
+		f.compressed = i % 5 == 0 ? 16 : 0; /* 10 files, 160 records */
+		f.inline_extents = i % 10 == 1;	    /* 5 files */
+		f.disk_extents = 2;		    /* 100 */
+		assert_int_equal(maptbl_stats_acc_add(bt, &f), 0);
+	}
+	j = json_of(plain);
+	assert_null(strstr(j, "compressed"));
+	assert_null(strstr(j, "inline_extents"));
+	assert_null(strstr(j, "disk_extents"));
+	free(j);
+	j = json_of(bt);
+	assert_non_null(strstr(j, "\"files_compressed\": 10"));
+	free(j);
+
+	merge_json(m, plain);
+	merge_json(m, bt);
+	assert_int_equal(maptbl_stats_acc_summary(m, MAPTBL_STATS_ALL, &s, sizeof(s)), 0);
+	assert_int_equal(s.files, 100);
+	assert_int_equal(s.compressed, 160);
+	assert_int_equal(s.files_compressed, 10);
+	assert_int_equal(s.inline_extents, 5);
+	assert_int_equal(s.files_inline, 5);
+	assert_int_equal(s.disk_extents, 100);
+	/* Merged with itself over JSON: exact, not averaged. */
+	merge_json(m, m);
+	assert_int_equal(maptbl_stats_acc_summary(m, MAPTBL_STATS_ALL, &s, sizeof(s)), 0);
+	assert_int_equal(s.compressed, 320);
+	assert_int_equal(s.files_inline, 10);
+	/* A negative count is refused as any other: every "disk_extents" value's first digit
+	 * becomes a minus. */
+	j = json_of(bt);
+	for (char *q = j; (q = strstr(q, "\"disk_extents\": ")); q++)
+		q[strlen("\"disk_extents\": ")] = '-';
+	assert_int_equal(maptbl_stats_acc_from_json(j, strlen(j), &b), -EBADMSG);
+	free(j);
+	maptbl_stats_acc_free(m);
+	maptbl_stats_acc_free(plain);
+	maptbl_stats_acc_free(bt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_percentiles),  cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_merge_and_json), cmocka_unit_test(test_top),
 		cmocka_unit_test(test_shares_and_layout), cmocka_unit_test(test_bad_json),
-		cmocka_unit_test(test_map_bytes),
+		cmocka_unit_test(test_map_bytes), cmocka_unit_test(test_btrfs_counts_merge),
 		cmocka_unit_test(test_file), cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_scan_vanished),
 	};
