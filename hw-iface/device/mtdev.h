@@ -108,9 +108,10 @@ uint32_t mtdev_bar_size(const struct mtdev *d, unsigned fn);
 uint64_t mtdev_mmio_read(struct mtdev *d, unsigned fn, uint64_t off, unsigned size);
 
 /**
- * @brief MMIO write. Side effects that need no DMA happen at once (registers, W1C, masks,
- * enabling a VF reads its table header by DMA); ring work waits for mtdev_process().
- * A bad access is ignored and logged.
+ * @brief MMIO write. Register side effects happen at once, with the DMA they need (enabling a
+ * VF or WALK_AGAIN = RETRY reads its table header; WALK_AGAIN = FAIL posts the stalled request's
+ * completion); ring work (doorbells) waits for mtdev_process(). A bad access is ignored and
+ * logged.
  */
 void mtdev_mmio_write(struct mtdev *d, unsigned fn, uint64_t off, unsigned size, uint64_t val);
 
