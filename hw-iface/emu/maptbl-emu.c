@@ -11,8 +11,8 @@
  * functions round-robin a few requests at a time and drops the lock in between, so register
  * accesses of every client get in between requests and all VFs make progress together.
  *
- * Lock order: lock (the model) -> slock (the client list) -> a client's send_lock; alock (the DMA
- * allocator) is taken alone.
+ * Lock order: lock (the model) -> alock (the DMA allocator) -> slock (the client list) -> a
+ * client's send_lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -398,23 +398,46 @@ static ssize_t find_alloc(const struct emu *e, uint64_t addr)
 	return -1;
 }
 
+/* True if an enabled VF's table lies in [off, off + len) of the region. Under e->lock. */
+static bool table_in(struct emu *e, uint64_t off, uint64_t len, unsigned *vf)
+{
+	for (unsigned n = 1; n <= e->nr_vfs; n++) {
+		uint64_t cfg = MAPTBL_REG_PF_VFCFG(n), base;
+
+		if (!(mtdev_mmio_read(e->dev, 0, cfg + MAPTBL_VFCFG_CTRL, 4) & MAPTBL_VFCFG_CTRL_ENABLE))
+			continue;
+		base = mtdev_mmio_read(e->dev, 0, cfg + MAPTBL_VFCFG_TABLE_BASE, 8);
+		if (base >= MTEMU_DMA_BASE + off && base - (MTEMU_DMA_BASE + off) < len) {
+			*vf = n;
+			return true;
+		}
+	}
+	return false;
+}
+
 static int free_dma(struct emu *e, uint64_t addr, uint64_t owner)
 {
 	ssize_t i;
+	unsigned vf;
 	int err = 0;
 
+	pthread_mutex_lock(&e->lock); /* the VF tables must not change under the check */
 	pthread_mutex_lock(&e->alock);
 	i = find_alloc(e, addr);
 	if (i < 0 || MTEMU_DMA_BASE + e->allocs[i].off != addr)
 		err = ENOENT;
 	else if (e->allocs[i].owner && e->allocs[i].owner != owner)
 		err = EPERM;
-	else {
+	else if (table_in(e, e->allocs[i].off, e->allocs[i].len, &vf)) {
+		elog(e, LV_WARN, "DMA_FREE of 0x%" PRIx64 " refused: VF %u's table is there", addr, vf);
+		err = EBUSY;
+	} else {
 		e->nr_allocs--;
 		memmove(&e->allocs[i], &e->allocs[i + 1],
 			(e->nr_allocs - (size_t)i) * sizeof(*e->allocs));
 	}
 	pthread_mutex_unlock(&e->alock);
+	pthread_mutex_unlock(&e->lock);
 	return err;
 }
 
