@@ -19,7 +19,8 @@
 # needed Debian package missing), with the reason.
 #
 # Environment: MAPTBL (maptbl), MAPTBL_VFRW (tests/qemu/maptbl-vfrw), MAPTBL_QEMU_CACHE (the
-# cache directory of build-qemu.sh, default /var/cache/maptbl), KEEP=1 keeps the work directory.
+# cache directory of build-qemu.sh, default /var/cache/maptbl), MAPTBL_QEMU (a qemu-system-x86_64
+# to use instead of the cached build), KEEP=1 keeps the work directory.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,13 +33,17 @@ TIMEOUT=${MAPTBL_QEMU_TIMEOUT:-600}
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "FAIL: $*"; exit 1; }
 
-QEMU=$("$TOP/hw-iface/qemu/build-qemu.sh" --check 2>&1) ||
-	skip "no up-to-date QEMU with maptbl-pci (${QEMU}); build it with hw-iface/qemu/build-qemu.sh"
+if [ -n "${MAPTBL_QEMU:-}" ]; then
+	QEMU=$MAPTBL_QEMU
+else
+	QEMU=$("$TOP/hw-iface/qemu/build-qemu.sh" --check 2>&1) ||
+		skip "no up-to-date QEMU with maptbl-pci (${QEMU}); build it with hw-iface/qemu/build-qemu.sh"
+fi
 [ -x "$MAPTBL" ] || die "maptbl not found at $MAPTBL (set MAPTBL)"
 [ -x "$VFRW" ] || die "maptbl-vfrw not found at $VFRW (set MAPTBL_VFRW)"
 for f in /bin/busybox:busybox-static /usr/share/seabios/bios-256k.bin:seabios \
 	 /usr/share/qemu/linuxboot_dma.bin:qemu-system-data /sbin/mke2fs:e2fsprogs \
-	 /sbin/debugfs:e2fsprogs; do
+	 /sbin/debugfs:e2fsprogs /usr/bin/lspci:pciutils /usr/bin/setpci:pciutils; do
 	[ -e "${f%%:*}" ] || skip "${f%%:*} missing (Debian package ${f##*:})"
 done
 
@@ -82,24 +87,29 @@ step_end "$KPKG"
 step disk
 mkdir -p "$W/fs" "$W/root"/{bin,lib,lib64,proc,sys,dev,tmp}
 head -c $((4 << 20)) /dev/urandom >"$W/fs/payload"
+# Two holes (blocks 256-383 and 700-704): the table has three extents, the VF reads zeros there.
+fallocate -p -o $((256 * 4096)) -l $((128 * 4096)) "$W/fs/payload"
+fallocate -p -o $((700 * 4096)) -l $((5 * 4096)) "$W/fs/payload"
 truncate -s 64M "$W/disk.img"
 mke2fs -q -F -t ext4 -b 4096 -d "$W/fs" "$W/disk.img" >/dev/null
-"$MAPTBL" build /payload --image "$W/disk.img" -o "$W/root/t.mtb" >/dev/null
+extents=$("$MAPTBL" build /payload --image "$W/disk.img" -o "$W/root/t.mtb" 2>&1 | sed -n 's/.*: \([0-9]*\) extents,.*/\1/p')
+[ "$extents" = 3 ] || die "the table of /payload has '$extents' extents, not 3"
 # What the VF must read after the write test: the file with 8 KiB of pattern at block 3.
 head -c 8192 /dev/urandom >"$W/root/pattern"
 cp "$W/fs/payload" "$W/root/expected"
 cp "$W/fs/payload" "$W/expected2"
 dd if="$W/root/pattern" of="$W/expected2" bs=4096 seek=3 conv=notrunc status=none
 cp "$W/expected2" "$W/root/expected2"
-step_end "64 MiB ext4 image, 4 MiB file, table $(stat -c %s "$W/root/t.mtb") bytes"
+step_end "64 MiB ext4 image, 4 MiB file with 2 holes, table of 3 extents"
 
 # --- the initramfs -------------------------------------------------------------------------
 step initramfs
 cp /bin/busybox "$W/root/bin/busybox"
 cp "$MAPTBL" "$W/root/bin/maptbl"
 cp "$VFRW" "$W/root/bin/maptbl-vfrw"
+cp /usr/bin/lspci /usr/bin/setpci "$W/root/bin/"
 cp "$PFSTUB" "$W/root/lib/pci-pf-stub.ko"
-for lib in $( (ldd "$MAPTBL"; ldd "$VFRW") | awk '/=> \//{print $3} /^\t\/lib64/{print $1}' | sort -u); do
+for lib in $( (ldd "$MAPTBL"; ldd "$VFRW"; ldd /usr/bin/lspci; ldd /usr/bin/setpci) | awk '/=> \//{print $3} /^\t\/lib64/{print $1}' | sort -u); do
 	case $lib in
 	/lib64/*) cp -L "$lib" "$W/root/lib64/" ;;
 	*) cp -L "$lib" "$W/root/lib/" ;;
@@ -114,14 +124,14 @@ now() { read u _ </proc/uptime; echo "$u"; }
 step() { S=$1; T0=$(now); }
 ok() { echo "@@ $S ok $(awk "BEGIN { printf \"%.2f\", $(now) - $T0 }") s ${1:-}"; }
 fail() { echo "@@ $S FAIL: $*"; echo "@@ RESULT fail"; poweroff -f; }
-setcmd() { printf '\006\000' | dd of="$1/config" bs=1 seek=4 count=2 conv=notrunc 2>/dev/null; }
+setcmd() { setpci -s "${1##*/}" COMMAND=0x0006 || fail "setpci ${1##*/}"; }	# MEM + Bus Master
 
 step enumerate
 PF=
 for d in /sys/bus/pci/devices/*; do
 	[ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x4d54 ] && PF=$d
 done
-lspci
+lspci -nn
 [ -n "$PF" ] || fail "no maptbl PF (1234:4d54) on the bus"
 BDF=${PF##*/}
 ok "PF $BDF, sriov_totalvfs $(cat $PF/sriov_totalvfs)"
@@ -132,11 +142,11 @@ echo "1234 4d54" >/sys/bus/pci/drivers/pci-pf-stub/new_id
 echo 0 >$PF/sriov_drivers_autoprobe
 echo 2 >$PF/sriov_numvfs || fail "sriov_numvfs"
 [ -e $PF/virtfn0 ] && [ -e $PF/virtfn1 ] || fail "VFs did not appear"
-n=$(lspci | grep -c '1234:4d55')
+n=$(lspci -n | grep -c '1234:4d55')
 [ "$n" = 2 ] || fail "lspci shows $n VFs, not 2"
 setcmd $PF
 for v in $PF/virtfn0 $PF/virtfn1; do setcmd $(readlink -f $v); done
-ok "$(lspci | grep 1234:4d55 | tr '\n' ' ')"
+ok "$(lspci -n | grep 1234:4d55 | cut -d' ' -f1,3 | tr '\n' ' ')"
 
 step push
 echo 64 >/proc/sys/vm/nr_hugepages
@@ -166,7 +176,7 @@ step teardown
 kill $PUSH; wait $PUSH
 echo 0 >$PF/sriov_numvfs || fail "sriov_numvfs = 0"
 [ ! -e $PF/virtfn0 ] || fail "VFs still there"
-n=$(lspci | grep -c '1234:4d55')
+n=$(lspci -n | grep -c '1234:4d55')
 [ "$n" = 0 ] || fail "lspci still shows $n VFs"
 ok "VFs gone"
 echo "@@ RESULT pass"
