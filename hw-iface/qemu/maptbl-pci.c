@@ -78,6 +78,16 @@ struct MaptblPCIState {
 	QEMUBH *bh;
 	struct mtdev *dev;
 	bool realizing;
+	/*
+	 * Inside an mtdev_* call. The model may not be re-entered (mtdev.h), yet its DMA can reach
+	 * the device's own BARs or, through ECAM, its config space (FLR, VF Enable): QEMU 7.2's
+	 * re-entrancy guard is per device, and the PF and every VF are different devices. So an
+	 * MMIO access that arrives while in_model is refused (a guest error), and a reset or a VF
+	 * disable that arrives then is applied to the model when the call returns.
+	 */
+	bool in_model;
+	bool reset_pending;
+	int num_vfs_pending;	/* -1, or the VF count the model must be lowered to */
 	char realize_msg[256];	/* the model's reason for refusing its parameters */
 
 	/* properties */
@@ -190,28 +200,77 @@ static const struct mtdev_ops maptbl_pci_ops = {
 
 /* --- register pages --------------------------------------------------------------------- */
 
-static void maptbl_pci_bh(void *opaque)
+/* Lower the model's NUM_VFS to @n when it is above (the VFs above n left the bus). */
+static void maptbl_pci_lower_num_vfs(MaptblPCIState *s, unsigned n)
 {
-	MaptblPCIState *s = opaque;
+	if (mtdev_mmio_read(s->dev, 0, MAPTBL_REG_PF_NUM_VFS, 4) > n)
+		mtdev_mmio_write(s->dev, 0, MAPTBL_REG_PF_NUM_VFS, 4, n);
+}
 
+static bool maptbl_pci_enter(MaptblPCIState *s, unsigned fn, hwaddr off, const char *what)
+{
 	if (!s->dev)
-		return;
-	mtdev_process(s->dev, MAPTBL_PCI_BH_BUDGET);
+		return false;
+	if (s->in_model) {
+		qemu_log_mask(LOG_GUEST_ERROR, "%s: %s of function %u at 0x%" HWADDR_PRIx
+			      " while the device is busy (its own DMA?): refused\n",
+			      TYPE_MAPTBL_PCI, what, fn, off);
+		return false;
+	}
+	s->in_model = true;
+	return true;
+}
+
+/* End of a model call: apply what arrived during it, and schedule the request work. */
+static void maptbl_pci_leave(MaptblPCIState *s)
+{
+	s->in_model = false;
+	if (s->reset_pending) {
+		s->reset_pending = false;
+		s->num_vfs_pending = -1;
+		mtdev_reset(s->dev);
+	}
+	if (s->num_vfs_pending >= 0) {
+		maptbl_pci_lower_num_vfs(s, (unsigned)s->num_vfs_pending);
+		s->num_vfs_pending = -1;
+	}
 	if (mtdev_has_work(s->dev))
 		qemu_bh_schedule(s->bh);
 }
 
+static void maptbl_pci_bh(void *opaque)
+{
+	MaptblPCIState *s = opaque;
+
+	/*
+	 * in_model here: the bottom half runs nested, from the aio_poll() of a synchronous disk
+	 * call of the model; the outer call reschedules it when it returns.
+	 */
+	if (!s->dev || s->in_model)
+		return;
+	s->in_model = true;
+	mtdev_process(s->dev, MAPTBL_PCI_BH_BUDGET);
+	maptbl_pci_leave(s);
+}
+
 static uint64_t maptbl_pci_mmio_read(MaptblPCIState *s, unsigned fn, hwaddr off, unsigned size)
 {
-	return mtdev_mmio_read(s->dev, fn, off, size);
+	uint64_t v;
+
+	if (!maptbl_pci_enter(s, fn, off, "register read"))
+		return size >= 8 ? UINT64_MAX : (1ull << (size * 8)) - 1;
+	v = mtdev_mmio_read(s->dev, fn, off, size);
+	maptbl_pci_leave(s);
+	return v;
 }
 
 static void maptbl_pci_mmio_write(MaptblPCIState *s, unsigned fn, hwaddr off, uint64_t val,
 				  unsigned size)
 {
+	if (!maptbl_pci_enter(s, fn, off, "register write"))
+		return;
 	mtdev_mmio_write(s->dev, fn, off, size, val);
-	if (mtdev_has_work(s->dev))
-		qemu_bh_schedule(s->bh);
+	maptbl_pci_leave(s);
 }
 
 static uint64_t maptbl_pci_pf_read(void *opaque, hwaddr off, unsigned size)
@@ -352,6 +411,7 @@ static void maptbl_pci_realize(PCIDevice *pci_dev, Error **errp)
 				  PCI_BASE_ADDRESS_SPACE_MEMORY | PCI_BASE_ADDRESS_MEM_TYPE_64,
 				  MAPTBL_PCI_MSIX_SIZE);
 
+	s->num_vfs_pending = -1;
 	s->bh = qemu_bh_new(maptbl_pci_bh, s);
 }
 
@@ -375,7 +435,9 @@ static void maptbl_pci_reset(DeviceState *qdev)
 	MaptblPCIState *s = MAPTBL_PCI(qdev);
 
 	pcie_sriov_pf_disable_vfs(PCI_DEVICE(s));
-	if (s->dev)
+	if (s->in_model)
+		s->reset_pending = true;	/* an FLR by the device's own DMA */
+	else if (s->dev)
 		mtdev_reset(s->dev);
 }
 
@@ -393,9 +455,14 @@ static void maptbl_pci_write_config(PCIDevice *d, uint32_t addr, uint32_t val, i
 	pci_default_write_config(d, addr, val, len);
 	pcie_cap_flr_write_config(d, addr, val, len);
 	after = d->exp.sriov_pf.num_vfs;
-	if (after < before && s->dev &&
-	    mtdev_mmio_read(s->dev, 0, MAPTBL_REG_PF_NUM_VFS, 4) > after)
-		mtdev_mmio_write(s->dev, 0, MAPTBL_REG_PF_NUM_VFS, 4, after);
+	if (after >= before || !s->dev)
+		return;
+	if (s->in_model) {	/* a config write by the device's own DMA (ECAM) */
+		if (s->num_vfs_pending < 0 || s->num_vfs_pending > after)
+			s->num_vfs_pending = after;
+		return;
+	}
+	maptbl_pci_lower_num_vfs(s, after);
 }
 
 static Property maptbl_pci_props[] = {
