@@ -382,6 +382,44 @@ static void extent_seeds(void)
 	put_extents("vb-too-small.bin", (const uint8_t[8]){ 0, 0, 0, 2, 5, 0, 0, 0 }, r, 2);
 }
 
+/*
+ * Seeds of fuzz_device (layout in fuzz_device.c): each flag combination, with command streams of
+ * well-formed requests (opcode 3), processing (5), reaping (6) and fault service (7), and streams
+ * of raw bytes.
+ */
+static void device_seeds(void)
+{
+	uint8_t b[2048];
+	unsigned k;
+
+	for (k = 0; k < 16; k++) {
+		size_t n = 0;
+		char name[64];
+
+		b[n++] = (uint8_t)(k % 4 | (k & 4) | (k == 9 ? 0x20 : 0) | (k == 11 ? 0x18 : 0));
+		b[n++] = (uint8_t)rnd();
+		while (n + 8 < sizeof(b) && n < 200 + 100 * (size_t)k) {
+			unsigned fn = (unsigned)(rnd() % 4) << 4;
+
+			if (k >= 12) {	/* raw bytes */
+				b[n++] = (uint8_t)rnd();
+				continue;
+			}
+			b[n++] = (uint8_t)(3 | fn);
+			b[n++] = (uint8_t)(rnd() % 3);	/* read, write, write-zeroes */
+			b[n++] = (uint8_t)(rnd() % 64);	/* lba */
+			b[n++] = (uint8_t)rnd();	/* blocks */
+			b[n++] = 5;
+			b[n++] = 0;
+			b[n++] = (uint8_t)(6 | fn);
+			b[n++] = 7;
+			b[n++] = (uint8_t)(rnd() % 2);
+		}
+		snprintf(name, sizeof(name), "seed-%02u.bin", k);
+		write_file("device", name, b, n);
+	}
+}
+
 static void mkdir_p(const char *sub)
 {
 	char path[4096];
@@ -402,7 +440,9 @@ int main(int argc, char **argv)
 	outdir = argv[1];
 	mkdir_p("open");
 	mkdir_p("extents");
+	mkdir_p("device");
 	open_seeds();
 	extent_seeds();
+	device_seeds();
 	return 0;
 }

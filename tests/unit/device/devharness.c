@@ -59,7 +59,7 @@ static void audit(struct devh *h, unsigned fn, uint64_t off, size_t len)
 	uint64_t first, last;
 	size_t lo = 0, hi;
 
-	if (!fn || !h->audit)
+	if (!fn || !h->audit || h->audit_off[fn])
 		return;
 	if (!s->block_size || off % s->block_size || len % s->block_size) {
 		h->audit_violations++;
@@ -392,8 +392,11 @@ void devh_req(struct maptbl_hw_req *q, unsigned op, uint32_t tag, uint64_t lba, 
 void devh_submit(struct devh *h, unsigned fn, const struct maptbl_hw_req *q)
 {
 	struct devh_ring *r = &h->ring[fn];
-	void *p = devh_ptr(h, r->rq + (uint64_t)r->rq_tail * sizeof(*q), sizeof(*q));
+	void *p;
 
+	if (!r->rq_size)
+		return;	/* no rings set up on this function */
+	p = devh_ptr(h, r->rq + (uint64_t)r->rq_tail * sizeof(*q), sizeof(*q));
 	if (p)
 		memcpy(p, q, sizeof(*q));
 	r->rq_tail = (r->rq_tail + 1) % r->rq_size;
@@ -403,8 +406,11 @@ void devh_submit(struct devh *h, unsigned fn, const struct maptbl_hw_req *q)
 bool devh_reap(struct devh *h, unsigned fn, struct maptbl_hw_cpl *c)
 {
 	struct devh_ring *r = &h->ring[fn];
-	void *p = devh_ptr(h, r->cq + (uint64_t)r->cq_head * sizeof(*c), sizeof(*c));
+	void *p;
 
+	if (!r->cq_size)
+		return false;
+	p = devh_ptr(h, r->cq + (uint64_t)r->cq_head * sizeof(*c), sizeof(*c));
 	if (!p)
 		return false;
 	memcpy(c, p, sizeof(*c));

@@ -47,6 +47,7 @@ struct devh {
 	unsigned guest_errors, logs;
 	bool verbose;
 	bool audit;
+	bool audit_off[DEVH_FNS];	/* no audit for this VF (a table libmaptbl rejects) */
 	struct devh_extent_set allowed[DEVH_FNS];
 	unsigned audit_violations, disk_oob, dma_oob;
 	uint64_t disk_reads, disk_writes;

@@ -43,7 +43,7 @@ static void h_init(struct devh *h, unsigned nr_vfs)
 
 	memset(&c, 0, sizeof(c));
 	c.nr_vfs = nr_vfs;
-	c.mem_size = UINT64_C(64) << 20;
+	c.mem_size = UINT64_C(16) << 20;
 	c.disk_size = UINT64_C(32) << 20;
 	assert_int_equal(devh_init(h, &c), 0);
 	fill_disk(h, 1);
@@ -830,7 +830,8 @@ static uint8_t scratch[65536];
  * while the reference walker answered (allowed only for corrupt tables: the device checks whole
  * nodes).
  */
-static unsigned compare_walkers(uint8_t *buf, size_t len, bool crc, bool exact, bool caches)
+static unsigned compare_walkers(uint8_t *buf, size_t len, bool crc, bool exact, bool caches,
+				uint64_t disk_bytes)
 {
 	struct maptbl_walker w;
 	struct membuf mb;
@@ -844,7 +845,7 @@ static unsigned compare_walkers(uint8_t *buf, size_t len, bool crc, bool exact, 
 	memset(&c, 0, sizeof(c));
 	c.nr_vfs = 1;
 	c.mem_size = UINT64_C(8) << 20;
-	c.disk_size = UINT64_C(16) << 20;
+	c.disk_size = disk_bytes;
 	c.no_xc = !caches;
 	c.no_nc = !caches;
 	assert_int_equal(devh_init(&h, &c), 0);
@@ -937,14 +938,15 @@ static void test_walker_agrees(void **state)
 			uint64_t virt;
 			/* Small tables, deep ones, and long extents (wide leaves, mostly past the disk). */
 			size_t n = rep == 2 ? gen_ext(&r, e, 40, 40000, 1u << 30, &virt)
-					    : gen_ext(&r, e, rep ? 2500 : 40, 9, 4096, &virt);
+					    : gen_ext(&r, e, rep ? 2500 : 40, 9, rep ? 4096 : 1024, &virt);
 			uint8_t *copy;
 
 			t = build(e, n, 4096, ns, virt, 0);
 			copy = malloc(maptbl_table_len(t));
 			memcpy(copy, maptbl_table_data(t), maptbl_table_len(t));
 			/* The disk pattern: mapped blocks read non-zero bytes. */
-			compare_walkers(copy, maptbl_table_len(t), rep == 1, true, rep != 2);
+			compare_walkers(copy, maptbl_table_len(t), rep == 1, true, rep != 2,
+					(uint64_t)(rep == 1 ? 4096 : 1024) * 4096);
 			free(copy);
 			maptbl_table_free(t);
 		}
@@ -960,11 +962,11 @@ static void test_walker_corrupt(void **state)
 
 	(void)state;
 	rng_seed(&r, test_seed(13));
-	for (iter = 0; iter < 120; iter++) {
+	for (iter = 0; iter < 80; iter++) {
 		uint32_t ns = 256u << rng_below(&r, 3);
 		struct maptbl_table *t;
 		uint64_t virt;
-		size_t n = gen_ext(&r, e, 50 + rng_below(&r, 300), 9, 4096, &virt), len, i;
+		size_t n = gen_ext(&r, e, 50 + rng_below(&r, 300), 9, 1024, &virt), len, i;
 		unsigned flips = 1 + (unsigned)rng_below(&r, 4);
 		uint8_t *copy;
 
@@ -978,7 +980,7 @@ static void test_walker_corrupt(void **state)
 
 			copy[off] ^= (uint8_t)(1u << rng_below(&r, 8));
 		}
-		stricter += compare_walkers(copy, len, iter % 2, false, iter % 3 != 0);
+		stricter += compare_walkers(copy, len, iter % 2, false, iter % 3 != 0, 4u << 20);
 		free(copy);
 		maptbl_table_free(t);
 	}
@@ -1256,6 +1258,213 @@ static void test_eight_vfs(void **state)
 	devh_fini(&h);
 }
 
+/* The audit itself: a VF reading blocks its (audited) table does not map is caught. */
+static void test_audit_catches(void **state)
+{
+	struct maptbl_extent e[] = { { 0, 100, 8, 0 } }, other[] = { { 0, 300, 8, 0 } };
+	struct maptbl_table *t, *t2;
+	struct devh h;
+	uint64_t buf;
+	uint32_t got;
+
+	(void)state;
+	t = setup_vf1(&h, 1, e, 1, 8, 1, &buf);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, &got), MAPTBL_ST_OK);
+	assert_int_equal(h.audit_violations, 0);
+	t2 = build(other, 1, BS, 4096, 8, 0);
+	devh_allow(&h, 1, t2);	/* the audit now expects blocks 300.., the device has 100.. */
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 1, 1, buf, &got), MAPTBL_ST_OK);
+	assert_int_equal(h.audit_violations, 1);
+	maptbl_table_free(t);
+	maptbl_table_free(t2);
+	devh_fini(&h);
+}
+
+/* A full fault queue: the fault waits (FULL), and lands when the host makes room. */
+static void test_fault_queue_full(void **state)
+{
+	struct maptbl_extent e[] = { { 0, 100, 4, 0 } };
+	struct maptbl_table *t;
+	struct maptbl_hw_fault f;
+	struct devh h;
+	uint64_t buf[4];
+	unsigned vf;
+
+	(void)state;
+	h_init(&h, 3);
+	assert_int_equal(devh_fq(&h, 2), MAPTBL_FQ_STATUS_RUNNING);	/* holds one entry */
+	t = build(e, 1, BS, 4096, 64, 0);
+	for (vf = 1; vf <= 3; vf++) {
+		devh_vf_table(&h, vf, t, 0);
+		devh_rings(&h, vf, 4, 4);
+		buf[vf] = devh_alloc(&h, vf, BS, 64);
+		assert_int_equal(devh_io(&h, vf, MAPTBL_OP_WRITE, 10 + vf, 1, buf[vf], NULL), -1);
+	}
+	assert_true(rd32(&h, 0, MAPTBL_REG_PF_FQ_STATUS) & MAPTBL_FQ_STATUS_FULL);
+	assert_int_equal(rd32(&h, 0, MAPTBL_REG_PF_FQ_TAIL), 1);
+	/* Oldest first: VF 1, then (after FQ_HEAD moves and the device works) VF 2, VF 3. */
+	for (vf = 1; vf <= 3; vf++) {
+		assert_true(devh_fault(&h, &f));
+		assert_int_equal(maptbl_le16_to_cpu(f.vf), vf);
+		assert_int_equal(maptbl_le64_to_cpu(f.lba), 10 + vf);
+		assert_int_equal(maptbl_le32_to_cpu(f.seq), vf);
+		assert_false(devh_fault(&h, &f));
+		assert_true(mtdev_has_work(h.d) == (vf < 3));
+		mtdev_process(h.d, 0);
+	}
+	assert_false(rd32(&h, 0, MAPTBL_REG_PF_FQ_STATUS) & MAPTBL_FQ_STATUS_FULL);
+	/* A consumer doorbell past the posted entries stops the queue. */
+	wr32(&h, 0, MAPTBL_REG_PF_FQ_HEAD, (h.fq_head + 1) % 2);
+	assert_true(rd32(&h, 0, MAPTBL_REG_PF_FQ_STATUS) & MAPTBL_FQ_STATUS_ERROR);
+	maptbl_table_free(t);
+	devh_fini(&h);
+}
+
+/* The VM stops its rings while a request is stalled: the request is aborted, counted, not posted. */
+static void test_abort_stalled(void **state)
+{
+	struct maptbl_extent e[] = { { 0, 100, 4, 0 } };
+	struct maptbl_table *t;
+	struct maptbl_hw_cpl c;
+	struct devh h;
+	uint64_t buf;
+
+	(void)state;
+	t = setup_vf1(&h, 1, e, 1, 64, 1, &buf);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_WRITE, 20, 1, buf, NULL), -1);
+	assert_true(rd32(&h, 1, MAPTBL_REG_STATUS) & MAPTBL_FN_STATUS_STALLED);
+	wr32(&h, 1, MAPTBL_REG_Q_CTRL, 0);
+	assert_false(rd32(&h, 1, MAPTBL_REG_STATUS) & MAPTBL_FN_STATUS_STALLED);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_REQUESTS), 1);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_ERRORS), 1);
+	assert_false(devh_reap(&h, 1, &c));
+	/* A late WALK_AGAIN finds nothing to resume; the VF works again after re-enabling. */
+	wr32(&h, 0, MAPTBL_REG_PF_VFCFG(1) + MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_RETRY);
+	assert_int_equal(devh_rings(&h, 1, 8, 8), MAPTBL_Q_STATUS_RUNNING);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, NULL), MAPTBL_ST_OK);
+	maptbl_table_free(t);
+	devh_fini(&h);
+}
+
+/* WALK_AGAIN with a broken new table: the old table stays, TABLE_ERROR says why, it faults again. */
+static void test_walk_again_bad_table(void **state)
+{
+	struct maptbl_extent e[] = { { 0, 100, 4, 0 } };
+	struct maptbl_table *t;
+	struct maptbl_hw_fault f;
+	struct devh h;
+	uint64_t buf;
+	uint32_t cfg = MAPTBL_REG_PF_VFCFG(1), st;
+
+	(void)state;
+	t = setup_vf1(&h, 1, e, 1, 64, 1, &buf);
+	devh_fq(&h, 4);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_WRITE, 20, 1, buf, NULL), -1);
+	assert_true(devh_fault(&h, &f));
+	wr64(&h, 0, cfg + MAPTBL_VFCFG_TABLE_BASE, 0x2000);	/* not memory */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_RETRY);
+	st = rd32(&h, 0, cfg + MAPTBL_VFCFG_STATUS);
+	assert_true(st & MAPTBL_VFCFG_STATUS_ENABLED);
+	assert_true(st & MAPTBL_VFCFG_STATUS_TABLE_ERROR);
+	assert_int_equal(maptbl_hw_get(st, MAPTBL_VFCFG_STATUS_TERR_SHIFT,
+				       MAPTBL_VFCFG_STATUS_TERR_MASK), MAPTBL_TERR_DMA);
+	mtdev_process(h.d, 0);
+	assert_true(devh_fault(&h, &f));	/* the old table: still a hole */
+	assert_int_equal(maptbl_le32_to_cpu(f.seq), 2);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, NULL), -1);	/* behind it */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_FAIL);
+	mtdev_process(h.d, 0);
+	{
+		struct maptbl_hw_cpl c;
+
+		assert_true(devh_reap(&h, 1, &c));
+		assert_int_equal(maptbl_le16_to_cpu(c.status), MAPTBL_ST_NO_SPACE);
+		assert_true(devh_reap(&h, 1, &c));
+		assert_int_equal(maptbl_le16_to_cpu(c.status), MAPTBL_ST_OK);
+	}
+	maptbl_table_free(t);
+	devh_fini(&h);
+}
+
+/* CHECK_CRC: a node whose checksum is wrong gives TABLE_ERROR / BAD_CRC; without it, data. */
+static void test_node_crc(void **state)
+{
+	struct maptbl_extent e[] = { { 0, 100, 4, 0 } };
+	struct maptbl_table *t;
+	struct devh h;
+	uint64_t buf, a;
+	uint32_t cfg = MAPTBL_REG_PF_VFCFG(1), st;
+	uint8_t *p;
+
+	(void)state;
+	h_init(&h, 1);
+	t = build(e, 1, BS, 4096, 64, 0);
+	a = devh_push(&h, maptbl_table_data(t), maptbl_table_len(t));
+	devh_allow(&h, 1, t);
+	p = devh_ptr(&h, a, maptbl_table_len(t));
+	p[4096 + 8] ^= 1;	/* node 1's crc field */
+	assert_int_equal(devh_vf_enable(&h, 1, a, maptbl_table_len(t), 64, BS,
+					MAPTBL_VFCFG_CTRL_CHECK_CRC), MAPTBL_VFCFG_STATUS_ENABLED);
+	devh_rings(&h, 1, 8, 8);
+	buf = devh_alloc(&h, 1, BS, 64);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, NULL), MAPTBL_ST_TABLE_ERROR);
+	st = rd32(&h, 0, cfg + MAPTBL_VFCFG_STATUS);
+	assert_int_equal(maptbl_hw_get(st, MAPTBL_VFCFG_STATUS_TERR_SHIFT,
+				       MAPTBL_VFCFG_STATUS_TERR_MASK), MAPTBL_TERR_BAD_CRC);
+	assert_true(rd32(&h, 1, MAPTBL_REG_STATUS) & MAPTBL_FN_STATUS_TABLE_ERROR);
+	assert_true(rd32(&h, 0, MAPTBL_REG_INT_STATUS) & MAPTBL_INT_ERROR);
+	/* Checks off (the change flushes the caches): the node is used. */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_CTRL, MAPTBL_VFCFG_CTRL_ENABLE);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, NULL), MAPTBL_ST_OK);
+	assert_memory_equal(devh_ptr(&h, buf, BS), h.disk + 100 * BS, BS);
+	maptbl_table_free(t);
+	devh_fini(&h);
+}
+
+/* A table republished in place (live word) is seen after CACHE_FLUSH, not before. */
+static void test_republish(void **state)
+{
+	struct maptbl_extent e[] = { { 0, 100, 4, 0 } }, e2[] = { { 0, 200, 4, 0 } };
+	struct maptbl_table *t, *t2;
+	struct devh h;
+	uint64_t buf, a;
+	uint8_t *p;
+	size_t len;
+
+	(void)state;
+	h_init(&h, 1);
+	/* One buffer with both trees: t2's root copied into a free slot (node 2) of t's buffer. */
+	t = build(e, 1, BS, 4096, 64, 0);
+	t2 = build(e2, 1, BS, 4096, 64, 0);
+	len = maptbl_table_len(t) + 4096;
+	a = devh_alloc(&h, 0, len, 4096);
+	p = devh_ptr(&h, a, len);
+	memcpy(p, maptbl_table_data(t), maptbl_table_len(t));
+	memcpy(p + 8192, (const uint8_t *)maptbl_table_data(t2) + 4096, 4096);
+	p[8192 + 12] = 2;	/* self = 2 */
+	/* fix node 2's crc: not checked (CHECK_CRC off); table_len grows by one node */
+	p[72] = (uint8_t)len;
+	p[73] = (uint8_t)(len >> 8);
+	devh_allow(&h, 1, t);
+	assert_int_equal(devh_vf_enable(&h, 1, a, len, 64, BS, 0), MAPTBL_VFCFG_STATUS_ENABLED);
+	devh_rings(&h, 1, 8, 8);
+	buf = devh_alloc(&h, 1, BS, 64);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, NULL), MAPTBL_ST_OK);
+	assert_memory_equal(devh_ptr(&h, buf, BS), h.disk + 100 * BS, BS);
+	p[16] = 2;	/* the live word: root 2 */
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 1, 1, buf, NULL), MAPTBL_ST_OK);
+	assert_memory_equal(devh_ptr(&h, buf, BS), h.disk + 101 * BS, BS);	/* cached run */
+	wr32(&h, 0, MAPTBL_REG_PF_CACHE_FLUSH, MAPTBL_FLUSH_ALL);
+	devh_allow(&h, 1, t2);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 1, 1, buf, NULL), MAPTBL_ST_OK);
+	assert_memory_equal(devh_ptr(&h, buf, BS), h.disk + 201 * BS, BS);
+	assert_int_equal(rd32(&h, 0, MAPTBL_REG_PF_VFCFG(1) + MAPTBL_VFCFG_ROOT), 2);
+	assert_int_equal(h.audit_violations, 0);
+	maptbl_table_free(t);
+	maptbl_table_free(t2);
+	devh_fini(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1279,6 +1488,12 @@ int main(void)
 		cmocka_unit_test(test_rings),
 		cmocka_unit_test(test_irq_mask_reset),
 		cmocka_unit_test(test_eight_vfs),
+		cmocka_unit_test(test_audit_catches),
+		cmocka_unit_test(test_fault_queue_full),
+		cmocka_unit_test(test_abort_stalled),
+		cmocka_unit_test(test_walk_again_bad_table),
+		cmocka_unit_test(test_node_crc),
+		cmocka_unit_test(test_republish),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
