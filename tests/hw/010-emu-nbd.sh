@@ -13,23 +13,13 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 MAPTBL=${MAPTBL:?} EMU=${MAPTBL_EMU:?} PLUGIN=${MAPTBL_NBD_PLUGIN:?} FRAGMENT=${MAPTBL_FRAGMENT:?}
 source "$HERE/../fs/lib.sh"
+source "$HERE/lib.sh"
 need_root_and_loop
 need_fs ext4
 for t in nbdkit nbdcopy nbdfuse fusermount3; do
 	command -v $t >/dev/null || skip "no $t"
 done
 [ -e /dev/fuse ] || skip "no /dev/fuse"
-
-PIDS=()
-FUSES=()
-hw_cleanup() {
-	local p f
-	for f in "${FUSES[@]}"; do fusermount3 -u "$f" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	cleanup
-}
-trap hw_cleanup EXIT
 
 BS=4096
 mkfs_mount ext4 64M fs -b $BS
@@ -42,10 +32,7 @@ sync
 [ "$(filefrag "$MNT/vm.img" | awk '{print $2}')" -gt 20 ] || { echo "file not fragmented"; exit 1; }
 
 SOCK=$WORK/emu.sock
-"$EMU" --disk "$WORK/fs.img" --socket "$SOCK" --foreground --log-level info \
-	--audit "$WORK/audit" 2>"$WORK/emu.log" &
-PIDS+=($!)
-for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+start_emu "$WORK/fs.img" "$SOCK" --audit "$WORK/audit"
 export MAPTBL_DEV=emu:$SOCK
 
 VSIZE=$((2 * 1024 * 1024))
@@ -55,9 +42,7 @@ check "vf create prints VF 1" [ "$vf" = 1 ]
 check "vf list shows the file" grep -q "^1 .*ready.*$MNT/vm.img" "$WORK/list"
 
 NBDSOCK=$WORK/nbd.sock
-nbdkit --exit-with-parent -f -U "$NBDSOCK" "$PLUGIN" dev="emu:$SOCK" vf=1 2>"$WORK/nbdkit.log" &
-PIDS+=($!)
-for _ in $(seq 50); do [ -S "$NBDSOCK" ] && break; sleep 0.1; done
+start_nbd "$SOCK" 1 "$NBDSOCK"
 URI="nbd+unix:///?socket=$NBDSOCK"
 
 # 1. nbdcopy of the VF = the file, zero-padded to the virtual size.
@@ -117,8 +102,8 @@ check "the disk audit shows VF 1 only in its file's blocks" awk -v bs=$BS -v n=0
 
 "$MAPTBL" vf destroy 1
 check "vf destroy leaves no VF" [ -z "$("$MAPTBL" vf list | tail -n +2)" ]
-kill "${PIDS[0]}"
-wait "${PIDS[0]}"
+kill $EMU_PID
+wait $EMU_PID
 check "SIGTERM: the emulator exits with 0" [ $? = 0 ]
 check "SIGTERM: the socket is gone" [ ! -e "$SOCK" ]
 [ $FAILED = 0 ] || { echo "--- emulator log"; tail -n 30 "$WORK/emu.log"; cat "$WORK/nbdkit.log"; }

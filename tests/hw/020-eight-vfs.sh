@@ -9,18 +9,10 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 MAPTBL=${MAPTBL:?} EMU=${MAPTBL_EMU:?} PLUGIN=${MAPTBL_NBD_PLUGIN:?} FRAGMENT=${MAPTBL_FRAGMENT:?}
 source "$HERE/../fs/lib.sh"
+source "$HERE/lib.sh"
 need_root_and_loop
 need_fs ext4
 for t in nbdkit nbdcopy python3; do command -v $t >/dev/null || skip "no $t"; done
-
-PIDS=()
-hw_cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	cleanup
-}
-trap hw_cleanup EXIT
 
 BS=4096
 mkfs_mount ext4 96M fs -b $BS
@@ -30,9 +22,7 @@ done
 fallocate -p -o $((5 * BS)) -l $((3 * BS)) "$MNT/f2"
 sync
 SOCK=$WORK/emu.sock
-"$EMU" -d "$WORK/fs.img" -s "$SOCK" -f -n 8 --xcache 8 --ncache 16 2>"$WORK/emu.log" &
-PIDS+=($!)
-for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+start_emu "$WORK/fs.img" "$SOCK" --vfs 8 --xcache 8 --ncache 16
 export MAPTBL_DEV=emu:$SOCK
 
 # A config with two mistakes: nothing may change.
@@ -72,11 +62,7 @@ export MAPTBL_DEV=emu:$SOCK
 check "vf list shows 8 VFs" [ "$("$MAPTBL" vf list | tail -n +2 | wc -l)" = 8 ]
 check "VF 8 is read-only" grep -q '"vf": 8, "state": "ready", .*"read_only": true' <("$MAPTBL" --json vf list)
 
-for i in $(seq 8); do
-	nbdkit --exit-with-parent -f -U "$WORK/nbd$i" "$PLUGIN" dev="emu:$SOCK" vf=$i 2>"$WORK/nbdkit$i.log" &
-	PIDS+=($!)
-done
-for i in $(seq 8); do for _ in $(seq 50); do [ -S "$WORK/nbd$i" ] && break; sleep 0.1; done; done
+for i in $(seq 8); do start_nbd "$SOCK" $i "$WORK/nbd$i"; done
 CP=()
 for i in $(seq 8); do
 	nbdcopy "nbd+unix:///?socket=$WORK/nbd$i" "$WORK/out$i" &
@@ -122,7 +108,7 @@ check "freeing the memory of a live table gets EBUSY" grep -q "^free-table (2147
 check "freeing unallocated memory gets ENOENT" grep -q "^free-nothing (2147483653, 2," "$WORK/proto"
 check "a huge allocation gets ENOMEM" grep -q "^huge-alloc (2147483652, 12," "$WORK/proto"
 check "the device still answers its ID" grep -q "^id 0x4c42544d" "$WORK/proto"
-check "the emulator is still running" kill -0 "${PIDS[0]}"
+check "the emulator is still running" kill -0 $EMU_PID
 
 "$MAPTBL" vf destroy $(seq 8)
 check "vf destroy of 8 VFs" [ -z "$("$MAPTBL" vf list | tail -n +2)" ]

@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: MIT
+# Helpers for tests/hw/*.sh (sourced after tests/fs/lib.sh): background daemons (the emulator,
+# nbdkit, nbdfuse) and FUSE mounts, all undone on exit whether the test passes or fails.
+PIDS=()
+FUSES=()
+
+# stop PID...: SIGTERM, up to 5 s for all of them to exit, then SIGKILL (an nbdkit that hangs in
+# its exit handlers, as with the sanitizer runtimes preloaded, must not hang the test).
+stop() {
+	local i p alive
+	kill "$@" 2>/dev/null
+	for i in $(seq 50); do
+		alive=0
+		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	kill -9 "$@" 2>/dev/null
+	for p in "$@"; do wait "$p" 2>/dev/null; done
+	return 0
+}
+
+hw_cleanup() {
+	local f
+	for f in "${FUSES[@]}"; do fusermount3 -u "$f" 2>/dev/null; done
+	[ ${#PIDS[@]} = 0 ] || stop "${PIDS[@]}"
+	cleanup
+}
+trap hw_cleanup EXIT
+
+# wait_socket PATH: up to 5 s for a daemon's socket.
+wait_socket() {
+	local i
+	for i in $(seq 50); do
+		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "no socket $1" >&2
+	return 1
+}
+
+# start_emu DISK SOCKET [options]: the emulator in the foreground of a background job; its log
+# is $WORK/emu.log. Sets EMU_PID.
+start_emu() {
+	local disk=$1 sock=$2
+	shift 2
+	"$EMU" --disk "$disk" --socket "$sock" --foreground "$@" 2>>"$WORK/emu.log" &
+	EMU_PID=$!
+	PIDS+=($EMU_PID)
+	wait_socket "$sock" || exit 1
+}
+
+# start_nbd SOCKET VF NBDSOCK: the nbdkit plugin serving VF of the emulator at SOCKET.
+start_nbd() {
+	LD_PRELOAD="${MAPTBL_NBD_PRELOAD:-}" ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" \
+		nbdkit --exit-with-parent -f -U "$3" "$PLUGIN" dev="emu:$1" vf="$2" \
+		2>>"$WORK/nbdkit.log" &
+	PIDS+=($!)
+	wait_socket "$3" || exit 1
+}
