@@ -4,8 +4,14 @@
  * VF through its request/completion rings to standard output, or write a file into it at a
  * block, with libmaptbl-hw's queue API (the same path as the nbdkit plugin, on pci:/vfio:).
  *
- *   maptbl-vfrw DEV VF read          > OUT
- *   maptbl-vfrw DEV VF write LBA FILE
+ *   maptbl-vfrw [--table TABLE] DEV VF read          > OUT
+ *   maptbl-vfrw [--table TABLE] DEV VF write LBA FILE
+ *
+ * --table gives VF VF the table file TABLE first, from this process's DMA memory, register by
+ * register (REGISTERS.md §9.1: NUM_VFS, TABLE_BASE, TABLE_LEN, VIRT_BLOCKS, BLOCK_SIZE, CTRL).
+ * This is a workaround, not a second driver: libmaptbl-hw's pci: backend unmaps a "persistent"
+ * DMA buffer in pci_dma_free(), so after maptbl_hw_vf_push() (and 'maptbl push --hold') the
+ * table's hugepage is back in the kernel's pool and the next allocation zeroes and reuses it.
  *
  * Exit: 0 done, 1 the device refused or failed (the status is printed), 2 usage, 3 the device
  * could not be opened.
@@ -16,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <maptbl/format.h>
 #include <maptbl/hw.h>
 
 #define CHUNK_BLOCKS 256u
@@ -88,18 +95,67 @@ static int do_write(struct maptbl_hw_queue *q, uint64_t lba, const char *path)
 	return rc;
 }
 
+/* Give VF @p vf the table in file @p path, from DMA memory that lives until maptbl_hw_close(). */
+static int give_table(struct maptbl_hw *hw, unsigned vf, const char *path)
+{
+	struct maptbl_header h;
+	struct maptbl_hw_dma *dma = NULL;
+	uint32_t cfg = MAPTBL_REG_PF_VFCFG(vf), st = 0;
+	FILE *f = fopen(path, "rb");
+	long len;
+	int err;
+
+	if (!f || fseek(f, 0, SEEK_END) || (len = ftell(f)) < (long)sizeof(h) || fseek(f, 0, SEEK_SET) ||
+	    fread(&h, sizeof(h), 1, f) != 1 || fseek(f, 0, SEEK_SET)) {
+		fprintf(stderr, "maptbl-vfrw: %s: cannot read a table header\n", path);
+		if (f)
+			fclose(f);
+		return 1;
+	}
+	if ((err = maptbl_hw_dma_alloc(hw, (size_t)len, 0, &dma)) ||
+	    fread(maptbl_hw_dma_ptr(dma), (size_t)len, 1, f) != 1) {
+		fclose(f);
+		return fail("table DMA memory", err ? err : -EIO, NULL);
+	}
+	fclose(f);
+	if ((err = maptbl_hw_set_num_vfs(hw, vf)) ||
+	    (err = maptbl_hw_write32(hw, 0, cfg + MAPTBL_VFCFG_CTRL, 0)) ||
+	    (err = maptbl_hw_write64(hw, 0, cfg + MAPTBL_VFCFG_TABLE_BASE, maptbl_hw_dma_addr(dma))) ||
+	    (err = maptbl_hw_write64(hw, 0, cfg + MAPTBL_VFCFG_TABLE_LEN, (uint64_t)len)) ||
+	    (err = maptbl_hw_write64(hw, 0, cfg + MAPTBL_VFCFG_VIRT_BLOCKS,
+				     maptbl_le64_to_cpu(h.virtual_blocks))) ||
+	    (err = maptbl_hw_write32(hw, 0, cfg + MAPTBL_VFCFG_BLOCK_SIZE,
+				     maptbl_le32_to_cpu(h.block_size))) ||
+	    (err = maptbl_hw_write32(hw, 0, cfg + MAPTBL_VFCFG_CTRL, MAPTBL_VFCFG_CTRL_ENABLE)) ||
+	    (err = maptbl_hw_read32(hw, 0, cfg + MAPTBL_VFCFG_STATUS, &st)))
+		return fail("table registers", err, NULL);
+	if (!(st & MAPTBL_VFCFG_STATUS_ENABLED)) {
+		fprintf(stderr, "maptbl-vfrw: VF %u refused %s: %s\n", vf, path,
+			maptbl_hw_terr_name(st >> MAPTBL_VFCFG_STATUS_TERR_SHIFT &
+					    MAPTBL_VFCFG_STATUS_TERR_MASK));
+		return 1;
+	}
+	return 0;	/* dma is freed by maptbl_hw_close() */
+}
+
 int main(int argc, char **argv)
 {
+	const char *table = NULL;
 	struct maptbl_hw *hw = NULL;
 	struct maptbl_hw_queue *q = NULL;
 	char *end;
 	unsigned long vf;
 	int err, rc;
 
+	if (argc > 2 && !strcmp(argv[1], "--table")) {
+		table = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 4 || ((strcmp(argv[3], "read") || argc != 4) &&
 			 (strcmp(argv[3], "write") || argc != 6))) {
-		fprintf(stderr, "usage: maptbl-vfrw DEV VF read > OUT\n"
-				"       maptbl-vfrw DEV VF write LBA FILE\n");
+		fprintf(stderr, "usage: maptbl-vfrw [--table TABLE] DEV VF read > OUT\n"
+				"       maptbl-vfrw [--table TABLE] DEV VF write LBA FILE\n");
 		return 2;
 	}
 	vf = strtoul(argv[2], &end, 10);
@@ -110,6 +166,10 @@ int main(int argc, char **argv)
 	if ((err = maptbl_hw_open(argv[1], NULL, &hw))) {
 		fprintf(stderr, "maptbl-vfrw: %s: %s\n", argv[1], strerror(-err));
 		return 3;
+	}
+	if (table && (rc = give_table(hw, (unsigned)vf, table))) {
+		maptbl_hw_close(hw);
+		return rc;
 	}
 	if ((err = maptbl_hw_queue_open(hw, (unsigned)vf, 64, &q))) {
 		maptbl_hw_close(hw);
