@@ -29,6 +29,8 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 # xfs_bmap, sfdisk, losetup and dmsetup for the tests on real filesystems.
 packages=(gcc make cmake pkg-config libc6-dev libcmocka-dev libjansson-dev diffutils gawk
 	libext2fs-dev xfslibs-dev libdevmapper-dev e2fsprogs xfsprogs fdisk util-linux mount dmsetup)
+# maptbl stats --yaml (libyaml); its tests: xmllint checks the --plot SVG, python3-yaml reads the YAML.
+packages+=(libyaml-dev libxml2-utils python3 python3-yaml)
 # The device (issue #6): libyaml for vf apply, nbdkit and its plugin headers, nbdcopy/nbdfuse, FUSE.
 packages+=(libyaml-dev nbdkit nbdkit-plugin-dev libnbd-bin fuse3 python3)
 # The QEMU device (hw-iface/qemu, tests/qemu): QEMU 7.2's build dependencies, firmware, busybox, pciutils.

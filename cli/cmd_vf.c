@@ -21,7 +21,7 @@
 #include "cli.h"
 
 static const char *const vf_usage[] = {
-	"maptbl vf create|list|destroy|stats|apply [--dev DEV] ...",
+	"maptbl vf create|list|destroy|stats|apply|faults [--dev DEV] ...",
 	"create, list, destroy and provision VFs of a device",
 	"",
 	"  maptbl vf create --dev DEV FILE [--size SIZE] [--read-only] [--vf N]",
@@ -35,6 +35,12 @@ static const char *const vf_usage[] = {
 	"      disable VF N (its rings stop, a stalled request is dropped) and free its table",
 	"  maptbl [--json] vf stats --dev DEV [N...]",
 	"      the counters of VFs N (default: every VF with a table); 0 is the PF",
+	"  maptbl [--json] vf faults --dev DEV [--wait MS]",
+	"      run the PF fault queue for a moment: print the faults the device posts (VF, first",
+	"      block, blocks, read/write, reason) within MS milliseconds (default 1000) and",
+	"      acknowledge them. Service a fault by mapping the blocks (write them through the",
+	"      filesystem) and pushing the new table ('vf create --vf N' or 'push'): the stalled",
+	"      request is retried.",
 	"  maptbl vf apply [--dev DEV] [--dry-run] CONFIG.yaml",
 	"      provision the VFs a YAML file lists:",
 	"          device: emu:/run/maptbl.sock     # unless --dev or $MAPTBL_DEV",
@@ -54,8 +60,8 @@ static const char *const vf_usage[] = {
 struct vf_args {
 	const char *dev;
 	const char *size;
-	bool read_only, all, dry_run;
-	uint64_t vf;
+	bool read_only, all, dry_run, wait_set;
+	uint64_t vf, wait_ms;
 };
 
 /* Common options of the subcommands. Returns an exit status; argv[optind..] are the operands. */
@@ -68,12 +74,13 @@ static int vf_options(struct cli *cli, int argc, char **argv, struct vf_args *a)
 		{ "vf", required_argument, NULL, 'n' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "dry-run", no_argument, NULL, 'N' },
+		{ "wait", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":D:s:rn:aN", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":D:s:rn:aNw:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			a->dev = optarg;
@@ -89,6 +96,12 @@ static int vf_options(struct cli *cli, int argc, char **argv, struct vf_args *a)
 			break;
 		case 'N':
 			a->dry_run = true;
+			break;
+		case 'w':
+			if (cli_parse_u64(optarg, &a->wait_ms) || a->wait_ms > 3600000)
+				return cli_usage_error(cli, "--wait '%s' is not a number of milliseconds up to 3600000",
+						       optarg);
+			a->wait_set = true;
 			break;
 		case 'n':
 			if (cli_parse_u64(optarg, &a->vf) || a->vf < 1 || a->vf > MAPTBL_HW_MAX_VFS)
@@ -432,6 +445,62 @@ out:
 	return status;
 }
 
+static const char *reason_name(uint32_t r)
+{
+	return r == MAPTBL_FAULT_HOLE ? "hole" : r == MAPTBL_FAULT_UNWRITTEN ? "unwritten"
+		: r == MAPTBL_FAULT_ABSENT ? "absent" : "unknown";
+}
+
+/* The fault queue through maptbl_hw_fault_start/read/ack/stop. */
+static int vf_faults(struct cli *cli, int argc, char **argv)
+{
+	struct maptbl_hw_fault_entry f[64];
+	struct maptbl_hw *hw = NULL;
+	struct vf_args a = { 0 };
+	int status = vf_options(cli, argc, argv, &a), n, err, total = 0;
+	int timeout;
+
+	if (status)
+		return status;
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	timeout = a.wait_set ? (int)a.wait_ms : 1000;
+	if ((status = cli_open_hw(cli, a.dev, &hw)))
+		return status;
+	if ((err = maptbl_hw_fault_start(hw, 64))) {
+		status = cli_hw_error(cli, err, "fault queue");
+		goto out;
+	}
+	if (cli->json)
+		printf("[");
+	/* The first read waits up to the timeout; then take what else is there at once. */
+	while ((n = maptbl_hw_fault_read(hw, f, 64, total ? 0 : timeout)) > 0) {
+		for (int i = 0; i < n; i++, total++) {
+			if (cli->json)
+				printf("%s\n  {\"vf\": %u, \"lba\": %" PRIu64 ", \"count\": %u, \"write\": %s"
+				       ", \"reason\": \"%s\", \"tag\": %u, \"seq\": %u}", total ? "," : "",
+				       f[i].vf, f[i].lba, f[i].count, f[i].write ? "true" : "false",
+				       reason_name(f[i].reason), f[i].tag, f[i].seq);
+			else
+				printf("VF %u: %s fault at block %" PRIu64 ", %u blocks (%s), seq %u\n", f[i].vf,
+				       f[i].write ? "write" : "read", f[i].lba, f[i].count,
+				       reason_name(f[i].reason), f[i].seq);
+		}
+		if ((err = maptbl_hw_fault_ack(hw, (unsigned)n))) {
+			status = cli_hw_error(cli, err, "fault queue: acknowledge");
+			break;
+		}
+	}
+	if (n < 0 && !status)
+		status = cli_hw_error(cli, n, "fault queue");
+	if (cli->json)
+		printf("%s]\n", total ? "\n" : "");
+	maptbl_hw_fault_stop(hw);
+out:
+	maptbl_hw_close(hw);
+	return status;
+}
+
 /* ---- apply ---- */
 
 struct config {
@@ -676,11 +745,12 @@ static int do_vf(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char *
 		{ "destroy", vf_destroy, false },
 		{ "stats", vf_stats, true },
 		{ "apply", vf_apply, false },
+		{ "faults", vf_faults, true },
 	};
 
 	(void)cmd;
 	if (argc < 2)
-		return cli_usage_error(cli, "need a subcommand: create, list, destroy, stats or apply");
+		return cli_usage_error(cli, "need a subcommand: create, list, destroy, stats, apply or faults");
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (strcmp(argv[1], subs[i].name))
 			continue;
@@ -688,7 +758,7 @@ static int do_vf(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char *
 			return cli_usage_error(cli, "--json is not supported by 'vf %s'", subs[i].name);
 		return subs[i].fn(cli, argc - 1, argv + 1);
 	}
-	return cli_usage_error(cli, "unknown subcommand '%s' (create, list, destroy, stats, apply)",
+	return cli_usage_error(cli, "unknown subcommand '%s' (create, list, destroy, stats, apply, faults)",
 			       argv[1]);
 }
 

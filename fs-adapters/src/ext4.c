@@ -18,9 +18,8 @@
 
 #include "internal.h"
 
-static int e2err(struct maptbl_fs_map *m, const char *what, errcode_t rc)
+int mtfs_e2errno(long rc)
 {
-	mtfs_log(MAPTBL_LOG_ERROR, "%s: %s: %s", m->path, what, error_message(rc));
 	switch (rc) {
 	case EXT2_ET_FILE_NOT_FOUND:
 		return -ENOENT;
@@ -34,6 +33,12 @@ static int e2err(struct maptbl_fs_map *m, const char *what, errcode_t rc)
 	default:
 		return rc > 0 && rc < 4096 ? -(int)rc : -EIO;
 	}
+}
+
+static int e2err(struct maptbl_fs_map *m, const char *what, errcode_t rc)
+{
+	mtfs_log(MAPTBL_LOG_ERROR, "%s: %s: %s", m->path, what, error_message(rc));
+	return mtfs_e2errno(rc);
 }
 
 struct iter {

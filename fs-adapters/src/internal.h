@@ -87,6 +87,33 @@ int mtfs_fiemap(struct maptbl_fs_map *m, int fd, uint32_t flags);
 int mtfs_xfs(struct maptbl_fs_map *m, int fd, uint32_t flags);
 /* ext4 image: opens @image itself; fills disk, disk_size, file_size, fs_block_size too. */
 int mtfs_ext4_image(struct maptbl_fs_map *m, const char *image, const char *path);
+/* A libext2fs errcode_t as -errno (-EINVAL: not a valid ext2/3/4 superblock; -EIO otherwise). */
+int mtfs_e2errno(long rc);
+
+/* ---- stats (stats.c, stats_image.c) ---- */
+struct maptbl_file_stats;
+struct maptbl_stats_acc;
+
+/* filefrag's extent count and the rest of a file's stats, fed one record at a time. */
+struct mtfs_count {
+	uint64_t end, bytes, last_log, last_phys, last_len, t_lend, t_pend, t_len;
+	uint32_t t_unw, bs;
+	int any;
+};
+void mtfs_count_init(struct mtfs_count *c, uint32_t bs);
+/* One record (bytes; MTFS_REC_* flags), in logical order. */
+void mtfs_count_record(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t logical,
+		       uint64_t physical, uint64_t length, uint32_t flags);
+/* Holes after the end, blocks, the table's size. 0 or -errno of maptbl_table_estimate(). */
+int mtfs_count_finish(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t size);
+/* Copies caller's opts of size opts->sz into dst (known bytes); -EINVAL for a bad sz or
+ * non-zero bytes past the known fields. */
+int mtfs_opts_copy(void *dst, size_t known, const void *opts);
+/* maptbl_stats_acc_add() without offering the file to the top list. */
+int mtfs_stats_add_untopped(struct maptbl_stats_acc *acc, const struct maptbl_file_stats *f);
+/* Offers a file to the top list only. 0 or -ENOMEM. */
+int mtfs_stats_top_offer(struct maptbl_stats_acc *acc, const char *path, uint64_t extents,
+			 uint64_t size);
 
 /*
  * Resolves the block device @dev through partitions, loop devices and a single linear dm target

@@ -32,7 +32,7 @@
 #define JSON_FORMAT 1
 
 struct vc {
-	uint64_t value, count;
+	uint64_t value, count, bytes; /* bytes: st_size summed over those files */
 };
 
 struct sumry {
@@ -62,11 +62,12 @@ struct maptbl_stats_acc {
 	size_t ntop;
 	struct errent *errs; /* sorted by err */
 	size_t nerrs;
+	bool no_map_bytes; /* read from a JSON whose value map has no bytes: the maps' bytes are 0 */
 };
 
 /* ---- options ---- */
 
-static int opts_copy(void *dst, size_t known, const void *opts)
+int mtfs_opts_copy(void *dst, size_t known, const void *opts)
 {
 	size_t sz, i;
 
@@ -99,7 +100,7 @@ MAPTBL_API int maptbl_scan_opts_init(struct maptbl_scan_opts *opts, size_t sz)
 		return -EINVAL;
 	memset(opts, 0, sz);
 	opts->sz = sz;
-	_Static_assert(sizeof(struct maptbl_scan_opts) == 32, "scan opts changed");
+	_Static_assert(sizeof(struct maptbl_scan_opts) == 48, "scan opts changed");
 	return 0;
 }
 
@@ -146,7 +147,7 @@ MAPTBL_API int maptbl_stats_bucket_range(unsigned idx, uint64_t *lo, uint64_t *h
 
 /* ---- the value map ---- */
 
-static int map_add(struct sumry *s, uint64_t value, uint64_t count)
+static int map_add(struct sumry *s, uint64_t value, uint64_t count, uint64_t bytes)
 {
 	size_t lo = 0, hi = s->nmap;
 
@@ -160,6 +161,7 @@ static int map_add(struct sumry *s, uint64_t value, uint64_t count)
 	}
 	if (lo < s->nmap && s->map[lo].value == value) {
 		s->map[lo].count += count;
+		s->map[lo].bytes += bytes;
 		return 0;
 	}
 	if (s->nmap == s->cap) {
@@ -174,6 +176,7 @@ static int map_add(struct sumry *s, uint64_t value, uint64_t count)
 	memmove(&s->map[lo + 1], &s->map[lo], (s->nmap - lo) * sizeof(*s->map));
 	s->map[lo].value = value;
 	s->map[lo].count = count;
+	s->map[lo].bytes = bytes;
 	s->nmap++;
 	return 0;
 }
@@ -281,7 +284,7 @@ MAPTBL_API int maptbl_stats_acc_new(const struct maptbl_stats_opts *opts,
 		return -EINVAL;
 	*out = NULL;
 	maptbl_stats_opts_init(&o, sizeof(o));
-	err = opts_copy(&o, sizeof(o), opts);
+	err = mtfs_opts_copy(&o, sizeof(o), opts);
 	if (err || o.reserved)
 		return -EINVAL;
 	a = calloc(1, sizeof(*a));
@@ -314,7 +317,13 @@ MAPTBL_API void maptbl_stats_acc_free(struct maptbl_stats_acc *a)
 	free(a);
 }
 
-MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f)
+int mtfs_stats_top_offer(struct maptbl_stats_acc *a, const char *path, uint64_t extents,
+			 uint64_t size)
+{
+	return top_offer(a, path, extents, size);
+}
+
+static int acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f, bool top)
 {
 	struct sumry *s;
 	int err;
@@ -322,12 +331,14 @@ MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct map
 	if (!a || !f || f->table_depth >= MAPTBL_STATS_DEPTHS)
 		return -EINVAL;
 	s = &a->cls[maptbl_stats_size_class(f->size)];
-	err = map_add(s, f->extents, 1);
+	err = map_add(s, f->extents, 1, f->size);
 	if (err)
 		return err;
-	err = top_offer(a, f->path, f->extents, f->size);
-	if (err)
-		return err;
+	if (top) {
+		err = top_offer(a, f->path, f->extents, f->size);
+		if (err)
+			return err;
+	}
 	s->files++;
 	s->bytes += f->size;
 	s->blocks += f->blocks;
@@ -351,6 +362,16 @@ MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct map
 	s->table_nodes += f->table_nodes;
 	a->depths[f->table_depth]++;
 	return 0;
+}
+
+MAPTBL_API int maptbl_stats_acc_add(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f)
+{
+	return acc_add(a, f, true);
+}
+
+int mtfs_stats_add_untopped(struct maptbl_stats_acc *a, const struct maptbl_file_stats *f)
+{
+	return acc_add(a, f, false);
 }
 
 static int err_add(struct maptbl_stats_acc *a, int e, uint64_t count, const char *path)
@@ -394,12 +415,14 @@ MAPTBL_API int maptbl_stats_acc_merge(struct maptbl_stats_acc *d, const struct m
 		return -EINVAL;
 	for (c = 0; c < MAPTBL_STATS_CLASSES; c++) {
 		for (i = 0; i < s->cls[c].nmap; i++) {
-			err = map_add(&d->cls[c], s->cls[c].map[i].value, s->cls[c].map[i].count);
+			err = map_add(&d->cls[c], s->cls[c].map[i].value, s->cls[c].map[i].count,
+				      s->cls[c].map[i].bytes);
 			if (err)
 				return err;
 		}
 		sum_add(&d->cls[c], &s->cls[c]);
 	}
+	d->no_map_bytes |= s->no_map_bytes;
 	for (i = 0; i < MAPTBL_STATS_DEPTHS; i++)
 		d->depths[i] += s->depths[i];
 	for (i = 0; i < s->ntop; i++) {
@@ -431,7 +454,8 @@ static int view(const struct maptbl_stats_acc *a, int c, struct sumry *t)
 			continue;
 		sum_add(t, &a->cls[i]);
 		for (j = 0; j < a->cls[i].nmap; j++)
-			if (map_add(t, a->cls[i].map[j].value, a->cls[i].map[j].count)) {
+			if (map_add(t, a->cls[i].map[j].value, a->cls[i].map[j].count,
+				    a->cls[i].map[j].bytes)) {
 				free(t->map);
 				return -ENOMEM;
 			}
@@ -681,8 +705,12 @@ static json_t *class_json(const struct maptbl_stats_acc *a, int c)
 	SUM_FIELDS(X)
 #undef X
 	for (i = 0; i < s->nmap; i++)
-		json_array_append_new(m, json_pack("[o,o]", jint(s->map[i].value),
-						   jint(s->map[i].count)));
+		json_array_append_new(m, a->no_map_bytes
+						 ? json_pack("[o,o]", jint(s->map[i].value),
+							     jint(s->map[i].count))
+						 : json_pack("[o,o,o]", jint(s->map[i].value),
+							     jint(s->map[i].count),
+							     jint(s->map[i].bytes)));
 	json_object_set_new(o, "extents_per_file", m);
 	add_derived(a, c, o);
 	return o;
@@ -757,10 +785,12 @@ static int get_u64(json_t *o, const char *key, uint64_t *v)
 	return 0;
 }
 
-static int class_from_json(struct sumry *s, json_t *o)
+/* A class; *no_bytes is set when a pair of its value map has no bytes (an older output). */
+static int class_from_json(struct sumry *s, json_t *o, bool *no_bytes)
 {
 	json_t *m, *p;
-	uint64_t files = 0;
+	uint64_t files = 0, bytes = 0;
+	bool all_bytes = true;
 	size_t i;
 	int err;
 
@@ -779,18 +809,30 @@ static int class_from_json(struct sumry *s, json_t *o)
 		return -EBADMSG;
 	}
 	json_array_foreach(m, i, p) {
-		json_t *v = json_array_get(p, 0), *c = json_array_get(p, 1);
+		json_t *v = json_array_get(p, 0), *c = json_array_get(p, 1), *b = json_array_get(p, 2);
+		size_t n = json_array_size(p);
 
-		if (json_array_size(p) != 2 || !json_is_integer(v) || !json_is_integer(c) ||
-		    json_integer_value(v) < 0 || json_integer_value(c) <= 0) {
-			mtfs_log(MAPTBL_LOG_ERROR,
-				 "stats JSON: \"extents_per_file\" holds a bad [extents, files] pair");
+		if ((n != 2 && n != 3) || !json_is_integer(v) || !json_is_integer(c) ||
+		    json_integer_value(v) < 0 || json_integer_value(c) <= 0 ||
+		    (b && (!json_is_integer(b) || json_integer_value(b) < 0))) {
+			mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: \"extents_per_file\" holds a bad "
+						   "[extents, files, bytes] entry");
 			return -EBADMSG;
 		}
-		err = map_add(s, (uint64_t)json_integer_value(v), (uint64_t)json_integer_value(c));
+		err = map_add(s, (uint64_t)json_integer_value(v), (uint64_t)json_integer_value(c),
+			      b ? (uint64_t)json_integer_value(b) : 0);
 		if (err)
 			return err;
 		files += (uint64_t)json_integer_value(c);
+		bytes += b ? (uint64_t)json_integer_value(b) : 0;
+		all_bytes &= b != NULL;
+	}
+	if (!all_bytes)
+		*no_bytes = true;
+	if (all_bytes && bytes != s->bytes) {
+		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: extents_per_file counts %llu bytes, not %llu",
+			 (unsigned long long)bytes, (unsigned long long)s->bytes);
+		return -EBADMSG;
 	}
 	if (files != s->files) {
 		mtfs_log(MAPTBL_LOG_ERROR, "stats JSON: extents_per_file counts %llu files, not %llu",
@@ -847,7 +889,7 @@ MAPTBL_API int maptbl_stats_acc_from_json(const char *text, size_t len,
 		goto out;
 	}
 	json_array_foreach(x, i, e) {
-		err = class_from_json(&a->cls[i], e);
+		err = class_from_json(&a->cls[i], e, &a->no_map_bytes);
 		if (err)
 			goto out;
 	}
@@ -905,7 +947,90 @@ out:
 
 /* ---- one file ---- */
 
-#define FIEMAP_BATCH 256
+/*
+ * filefrag's count, one record at a time (records in logical order, byte units), shared by the
+ * FIEMAP measurement and the ext4 image scan (stats_image.c) so that both count alike.
+ */
+void mtfs_count_init(struct mtfs_count *c, uint32_t bs)
+{
+	memset(c, 0, sizeof(*c));
+	c->bs = bs ? bs : 4096;
+}
+
+void mtfs_count_record(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t logical,
+		       uint64_t physical, uint64_t length, uint32_t flags)
+{
+	uint64_t expected = c->last_phys + logical - c->last_log;
+	uint64_t dense = c->last_phys + c->last_len;
+	uint32_t unw = flags & MTFS_REC_UNWRITTEN;
+
+	/*
+	 * filefrag's rule (misc/filefrag.c): a record starts a new extent unless it is at logical
+	 * 0 or physically continues the previous one, densely or across a hole of the same size.
+	 */
+	if (logical != 0 && physical != expected && physical != dense)
+		f->extents++;
+	else if (!f->extents)
+		f->extents = 1;
+	f->records++;
+	if (logical > c->end || (!c->any && logical > 0))
+		f->holes++;
+	f->unwritten += !!unw;
+	f->shared += !!(flags & MTFS_REC_SHARED);
+	c->bytes += length;
+	/* The table's extents: records merged when logically and physically contiguous with the
+	 * same unwritten flag, as libmaptbl-fs's make_extents() does. */
+	if (c->any && unw == c->t_unw && logical == c->t_lend && physical == c->t_pend) {
+		c->t_len += length;
+	} else {
+		if (c->any && (c->t_len + c->bs - 1) / c->bs > MAPTBL_COMPACT_MAX_LEN)
+			f->table_long++;
+		f->table_extents++;
+		c->t_len = length;
+		c->t_unw = unw;
+	}
+	c->t_lend = logical + length;
+	c->t_pend = physical + length;
+	c->any = 1;
+	if (logical + length > c->end)
+		c->end = logical + length;
+	c->last_log = logical;
+	c->last_phys = physical;
+	c->last_len = length;
+}
+
+int mtfs_count_finish(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t size)
+{
+	struct maptbl_build_opts bo;
+	struct maptbl_estimate est;
+	int err;
+
+	if (c->any && (c->t_len + c->bs - 1) / c->bs > MAPTBL_COMPACT_MAX_LEN)
+		f->table_long++;
+	if (size > c->end)
+		f->holes++;
+	f->size = size;
+	f->block_size = c->bs;
+	f->blocks = (c->bytes + c->bs - 1) / c->bs;
+	maptbl_build_opts_init(&bo, sizeof(bo));
+	bo.block_size = c->bs >= MAPTBL_MIN_BLOCK_SIZE && c->bs <= MAPTBL_MAX_BLOCK_SIZE ? c->bs : 0;
+	err = maptbl_table_estimate(f->table_extents, f->table_long, &bo, &est);
+	if (err)
+		return err;
+	f->table_bytes = est.bytes;
+	f->table_nodes = est.nodes;
+	f->table_depth = est.depth;
+	return 0;
+}
+
+/*
+ * Records per FIEMAP call. One call with room for records, not a count-only call
+ * (fm_extent_count = 0) first: the count alone gives filefrag's extent count only for 0 or 1
+ * records, and even then the summary needs the record (its length for the blocks, its offset for
+ * the holes, its flags); the kernel walks the same mapping either way and a copy-out of 64
+ * records is noise next to the call (bench/stats: bare loop with and without records).
+ */
+#define FIEMAP_BATCH 64
 
 static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_stats *f)
 {
@@ -913,17 +1038,11 @@ static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_sta
 		struct fiemap fm;
 		uint8_t b[sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent)];
 	} u;
-	struct fiemap_extent last = { 0 };
-	uint64_t start = 0, end = 0, bytes = 0;
-	/* The table's extents: records merged when logically and physically contiguous with the
-	 * same unwritten flag, as libmaptbl-fs's make_extents() does. */
-	uint64_t t_lend = 0, t_pend = 0, t_len = 0;
-	uint32_t t_unw = 0;
-	bool any = false, done = false;
-	struct maptbl_build_opts bo;
-	struct maptbl_estimate est;
-	int err;
+	struct mtfs_count c;
+	uint64_t start = 0;
+	bool done = false;
 
+	mtfs_count_init(&c, bs);
 	while (!done) {
 		uint32_t i;
 
@@ -937,59 +1056,23 @@ static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_sta
 			break;
 		for (i = 0; i < u.fm.fm_mapped_extents; i++) {
 			const struct fiemap_extent *fe = &u.fm.fm_extents[i];
-			uint64_t expected = last.fe_physical + fe->fe_logical - last.fe_logical;
-			uint64_t dense = last.fe_physical + last.fe_length;
-			uint32_t unw = fe->fe_flags & FIEMAP_EXTENT_UNWRITTEN;
+			uint32_t fl = 0;
 
-			/* filefrag's rule (misc/filefrag.c), last carried across calls. */
-			if (fe->fe_logical != 0 && fe->fe_physical != expected &&
-			    fe->fe_physical != dense)
-				f->extents++;
-			else if (!f->extents)
-				f->extents = 1;
-			f->records++;
-			if (fe->fe_logical > end || (!any && fe->fe_logical > 0))
-				f->holes++;
-			f->unwritten += !!unw;
-			f->shared += !!(fe->fe_flags & FIEMAP_EXTENT_SHARED);
-			bytes += fe->fe_length;
-			if (any && unw == t_unw && fe->fe_logical == t_lend &&
-			    fe->fe_physical == t_pend) {
-				t_len += fe->fe_length;
-			} else {
-				if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
-					f->table_long++;
-				f->table_extents++;
-				t_len = fe->fe_length;
-				t_unw = unw;
-			}
-			t_lend = fe->fe_logical + fe->fe_length;
-			t_pend = fe->fe_physical + fe->fe_length;
-			any = true;
-			if (fe->fe_logical + fe->fe_length > end)
-				end = fe->fe_logical + fe->fe_length;
-			last = *fe;
+			if (fe->fe_flags & FIEMAP_EXTENT_UNWRITTEN)
+				fl |= MTFS_REC_UNWRITTEN;
+			if (fe->fe_flags & FIEMAP_EXTENT_SHARED)
+				fl |= MTFS_REC_SHARED;
+			mtfs_count_record(&c, f, fe->fe_logical, fe->fe_physical, fe->fe_length, fl);
 			if (fe->fe_flags & FIEMAP_EXTENT_LAST)
 				done = true;
 		}
-		if (end <= start)
+		if (u.fm.fm_mapped_extents < FIEMAP_BATCH)
+			break; /* the kernel had no more (a LAST flag lost to truncation) */
+		if (c.end <= start)
 			break; /* no progress (records behind fm_start): never loop */
-		start = end;
+		start = c.end;
 	}
-	if (any && (t_len + bs - 1) / bs > MAPTBL_COMPACT_MAX_LEN)
-		f->table_long++;
-	if (size > end)
-		f->holes++;
-	f->blocks = (bytes + bs - 1) / bs;
-	maptbl_build_opts_init(&bo, sizeof(bo));
-	bo.block_size = bs >= MAPTBL_MIN_BLOCK_SIZE && bs <= MAPTBL_MAX_BLOCK_SIZE ? bs : 0;
-	err = maptbl_table_estimate(f->table_extents, f->table_long, &bo, &est);
-	if (err)
-		return err;
-	f->table_bytes = est.bytes;
-	f->table_nodes = est.nodes;
-	f->table_depth = est.depth;
-	return 0;
+	return mtfs_count_finish(&c, f, size);
 }
 
 /* Opens, checks and measures; *st receives the file's stat. */
@@ -1038,16 +1121,30 @@ MAPTBL_API int maptbl_stats_file(int dirfd, const char *name, uint32_t block_siz
 
 /* ---- the walk ---- */
 
+/*
+ * A directory still to read: its path (for rows, errors and the top list) and, when there was a
+ * descriptor to spare, the directory already opened with openat() relative to its parent.
+ */
+struct dirjob {
+	char *path;
+	int fd; /* -1: open by path */
+};
+
+/* Queued directories that hold a descriptor, at most: the rest wait as paths, so that the walk
+ * never runs a process out of descriptors (RLIMIT_NOFILE is often 1024). */
+#define MAX_QUEUED_FDS 128
+
 struct scan {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	char **dirs; /* a stack of directory paths still to read */
-	size_t ndirs, cap;
+	struct dirjob *dirs; /* a stack of directories still to read */
+	size_t ndirs, cap, nfds;
 	unsigned busy; /* workers reading a directory */
 	int err;       /* -ENOMEM stops the walk */
 	dev_t dev;
 	const struct maptbl_scan_opts *o;
 	pthread_mutex_t cb_lock;
+	uint64_t files, bytes; /* for opts->progress, under cb_lock */
 };
 
 struct worker {
@@ -1055,36 +1152,51 @@ struct worker {
 	struct maptbl_stats_acc *acc;
 	pthread_t tid;
 	int err;
+	char *buf; /* the path of the entry at hand */
+	size_t cap;
+	uint32_t bs; /* the block size of filesystem bs_dev (0: not known yet) */
+	dev_t bs_dev;
 };
 
-static int push_dir(struct scan *s, char *path)
+/* Called with s->lock held. */
+static int push_dir(struct scan *s, char *path, int fd)
 {
 	if (s->ndirs == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
-		char **d = realloc(s->dirs, cap * sizeof(*d));
+		struct dirjob *d = realloc(s->dirs, cap * sizeof(*d));
 
 		if (!d)
 			return -ENOMEM;
 		s->dirs = d;
 		s->cap = cap;
 	}
-	s->dirs[s->ndirs++] = path;
+	s->dirs[s->ndirs].path = path;
+	s->dirs[s->ndirs++].fd = fd;
+	s->nfds += fd >= 0;
 	return 0;
 }
 
-static char *join(const char *dir, const char *name)
+/* w->buf = dir "/" name (no allocation once the buffer is large enough); NULL on ENOMEM. */
+static char *join(struct worker *w, const char *dir, size_t dlen, const char *name)
 {
-	size_t a = strlen(dir), b = strlen(name);
-	bool slash = a && dir[a - 1] != '/';
-	char *p = malloc(a + slash + b + 1);
+	size_t b = strlen(name);
+	bool slash = dlen && dir[dlen - 1] != '/';
 
-	if (p) {
-		memcpy(p, dir, a);
-		if (slash)
-			p[a] = '/';
-		memcpy(p + a + slash, name, b + 1);
+	if (dlen + slash + b + 1 > w->cap) {
+		size_t cap = (dlen + slash + b + 1) * 2;
+		char *p = realloc(w->buf, cap);
+
+		if (!p)
+			return NULL;
+		w->buf = p;
+		w->cap = cap;
 	}
-	return p;
+	if (w->buf != dir)
+		memcpy(w->buf, dir, dlen);
+	if (slash)
+		w->buf[dlen] = '/';
+	memcpy(w->buf + dlen + slash, name, b + 1);
+	return w->buf;
 }
 
 static int file_done(struct worker *w, struct maptbl_file_stats *f)
@@ -1099,10 +1211,63 @@ static int file_done(struct worker *w, struct maptbl_file_stats *f)
 	return maptbl_stats_acc_add(w->acc, f);
 }
 
-/* Reads one directory: files are measured, subdirectories pushed. */
-static int read_dir(struct worker *w, const char *path)
+static int open_dir(struct dirjob *j)
+{
+	int fd = j->fd;
+
+	if (fd < 0) {
+		fd = open(j->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+		if (fd < 0 && errno == EPERM)
+			fd = open(j->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	j->fd = -1;
+	return fd;
+}
+
+/* Queues subdirectory @name of the directory @fd (path @path). */
+static int queue_dir(struct worker *w, int fd, const char *path, const char *name)
 {
 	struct scan *s = w->s;
+	char *child = strdup(path);
+	int cfd = -1, err;
+	bool spare;
+
+	if (!child)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	spare = s->nfds < MAX_QUEUED_FDS;
+	pthread_mutex_unlock(&s->lock);
+	if (spare) {
+		int fl = O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW;
+
+		cfd = openat(fd, name, fl | O_NOATIME);
+		if (cfd < 0 && errno == EPERM)
+			cfd = openat(fd, name, fl);
+		if (cfd < 0 && errno != EMFILE && errno != ENFILE) {
+			err = maptbl_stats_acc_error(w->acc, child, errno);
+			free(child);
+			return err;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	err = push_dir(s, child, cfd);
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (err) {
+		if (cfd >= 0)
+			close(cfd);
+		free(child);
+	}
+	return err;
+}
+
+/* Reads one directory: files are measured, subdirectories queued. */
+static int read_dir(struct worker *w, struct dirjob *j)
+{
+	struct scan *s = w->s;
+	const char *path = j->path;
+	size_t plen = strlen(path);
+	uint64_t files = 0, bytes = 0;
 	struct statvfs vfs;
 	struct dirent *de;
 	struct stat st;
@@ -1110,9 +1275,7 @@ static int read_dir(struct worker *w, const char *path)
 	DIR *d;
 	int fd, err = 0;
 
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open_dir(j);
 	if (fd < 0)
 		return maptbl_stats_acc_error(w->acc, path, errno);
 	if (fstat(fd, &st)) {
@@ -1124,7 +1287,11 @@ static int read_dir(struct worker *w, const char *path)
 		close(fd);
 		return 0;
 	}
-	bs = !fstatvfs(fd, &vfs) && vfs.f_bsize ? (uint32_t)vfs.f_bsize : 0;
+	if (!w->bs || st.st_dev != w->bs_dev) { /* one statfs per filesystem, not per directory */
+		w->bs = !fstatvfs(fd, &vfs) && vfs.f_bsize ? (uint32_t)vfs.f_bsize : 0;
+		w->bs_dev = st.st_dev;
+	}
+	bs = w->bs;
 	d = fdopendir(fd);
 	if (!d) {
 		err = errno;
@@ -1146,50 +1313,53 @@ static int read_dir(struct worker *w, const char *path)
 		if (de->d_name[0] == '.' &&
 		    (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
 			continue;
+		child = join(w, path, plen, de->d_name);
+		if (!child) {
+			err = -ENOMEM;
+			break;
+		}
 		type = de->d_type;
 		if (type == DT_UNKNOWN) {
 			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
-				child = join(path, de->d_name);
+				/* vanished since readdir(): ENOENT, counted with its path */
 				err = maptbl_stats_acc_error(w->acc, child, errno);
-				free(child);
 				if (err)
 					break;
 				continue;
 			}
 			type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_LNK;
 		}
-		if (type != DT_DIR && type != DT_REG)
-			continue;
-		child = join(path, de->d_name);
-		if (!child) {
-			err = -ENOMEM;
-			break;
-		}
 		if (type == DT_DIR) {
-			pthread_mutex_lock(&s->lock);
-			err = push_dir(s, child);
-			pthread_cond_signal(&s->cond);
-			pthread_mutex_unlock(&s->lock);
-			if (err) {
-				free(child);
+			err = queue_dir(w, fd, child, de->d_name);
+			if (err)
 				break;
-			}
 			continue;
 		}
+		if (type != DT_REG)
+			continue;
 		err = stats_at(fd, de->d_name, bs, &f, &st);
 		if (err == -EINVAL) {
 			err = 0; /* replaced by something that is not a regular file: skip */
 		} else if (err) {
+			/* e.g. vanished since readdir() (ENOENT): counted with the reason */
 			err = maptbl_stats_acc_error(w->acc, child, err);
 		} else if (st.st_dev == s->dev || s->o->cross_mounts) {
 			f.path = child;
+			files++;
+			bytes += f.size;
 			err = file_done(w, &f);
 		}
-		free(child);
 		if (err)
 			break;
 	}
 	closedir(d);
+	if (s->o->progress) {
+		pthread_mutex_lock(&s->cb_lock);
+		s->files += files;
+		s->bytes += bytes;
+		s->o->progress(s->o->progress_ctx, s->files, s->bytes);
+		pthread_mutex_unlock(&s->cb_lock);
+	}
 	return err;
 }
 
@@ -1200,18 +1370,19 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		char *path;
+		struct dirjob job;
 		int err;
 
 		while (!s->ndirs && s->busy && !s->err)
 			pthread_cond_wait(&s->cond, &s->lock);
 		if (s->err || (!s->ndirs && !s->busy))
 			break;
-		path = s->dirs[--s->ndirs];
+		job = s->dirs[--s->ndirs];
+		s->nfds -= job.fd >= 0;
 		s->busy++;
 		pthread_mutex_unlock(&s->lock);
-		err = read_dir(w, path);
-		free(path);
+		err = read_dir(w, &job);
+		free(job.path);
 		pthread_mutex_lock(&s->lock);
 		s->busy--;
 		if (err && !s->err)
@@ -1238,7 +1409,7 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 	if (!acc || !path)
 		return -EINVAL;
 	maptbl_scan_opts_init(&o, sizeof(o));
-	err = opts_copy(&o, sizeof(o), opts);
+	err = mtfs_opts_copy(&o, sizeof(o), opts);
 	if (err)
 		return err;
 	if (stat(path, &st))
@@ -1285,7 +1456,7 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 	pthread_cond_init(&s.cond, NULL);
 	root = strdup(path);
 	w = calloc(n, sizeof(*w));
-	if (!root || !w || push_dir(&s, root)) {
+	if (!root || !w || push_dir(&s, root, -1)) {
 		free(root);
 		err = -ENOMEM;
 		goto out;
@@ -1319,11 +1490,17 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 	for (i = 0; !err && i < started; i++)
 		err = maptbl_stats_acc_merge(acc, w[i].acc);
 out:
-	for (i = 0; w && i < n; i++)
+	for (i = 0; w && i < n; i++) {
 		maptbl_stats_acc_free(w[i].acc);
+		free(w[i].buf);
+	}
 	free(w);
-	while (s.ndirs)
-		free(s.dirs[--s.ndirs]);
+	while (s.ndirs) {
+		s.ndirs--;
+		if (s.dirs[s.ndirs].fd >= 0)
+			close(s.dirs[s.ndirs].fd);
+		free(s.dirs[s.ndirs].path);
+	}
 	free(s.dirs);
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);

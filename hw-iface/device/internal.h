@@ -109,14 +109,19 @@ struct mtdev_xc_entry {
 	struct mtdev_xlat x;
 };
 
+/*
+ * Node cache entry. Entries sit on one LRU list (most recent first; free entries at the tail)
+ * and, when valid, in a hash chain by (function, node number). Links are index + 1, 0 = none.
+ */
 struct mtdev_nc_entry {
 	bool valid;
 	unsigned fn;
 	uint32_t node;
-	uint64_t stamp;			/* LRU */
 	uint32_t size;			/* node_size of the cached node */
 	uint8_t *buf;			/* allocated at the largest size seen */
 	uint32_t cap;
+	uint32_t hnext;			/* hash chain */
+	uint32_t prev, next;		/* LRU list */
 };
 
 struct mtdev {
@@ -140,7 +145,9 @@ struct mtdev {
 	struct mtdev_xc_entry *xc;	/* FIFO: xc_next is the oldest */
 	unsigned xc_next;
 	struct mtdev_nc_entry *nc;
-	uint64_t nc_clock;
+	uint32_t *nc_hash;		/* bucket heads (index + 1), nc_hmask + 1 of them */
+	uint32_t nc_hmask;
+	uint32_t lru_head, lru_tail;	/* index + 1 */
 	uint8_t *bounce;		/* MTDEV_BOUNCE_SIZE */
 	uint8_t *scratch;		/* node-sized scratch when there is no node cache */
 	uint32_t scratch_cap;
@@ -158,6 +165,7 @@ unsigned mtdev_table_latch(struct mtdev *d, struct mtdev_fn *f);
 unsigned mtdev_translate(struct mtdev *d, struct mtdev_fn *f, uint64_t lba,
 			 struct mtdev_xlat *out);
 void mtdev_cache_flush(struct mtdev *d, unsigned fn);	/* fn 0 = every function */
+void mtdev_cache_init(struct mtdev *d);		/* empty caches, after allocation */
 uint32_t mtdev_crc32c(const struct mtdev *d, uint32_t crc, const void *buf, size_t len);
 
 /* queue.c */

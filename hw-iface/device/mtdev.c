@@ -105,13 +105,18 @@ int mtdev_create(const struct mtdev_params *p, struct mtdev **out)
 	d->fn = calloc(d->max_vfs + 1, sizeof(*d->fn));
 	d->xc = calloc(d->xc_n ? d->xc_n : 1, sizeof(*d->xc));
 	d->nc = calloc(d->nc_n ? d->nc_n : 1, sizeof(*d->nc));
+	for (d->nc_hmask = 1; d->nc_hmask < 2 * d->nc_n; d->nc_hmask <<= 1)
+		;
+	d->nc_hash = calloc(d->nc_hmask, sizeof(*d->nc_hash));
+	d->nc_hmask--;
 	d->bounce = malloc(MTDEV_BOUNCE_SIZE);
 	d->scratch = malloc(MAPTBL_MAX_NODE_SIZE);
-	if (!d->fn || !d->xc || !d->nc || !d->bounce || !d->scratch) {
+	if (!d->fn || !d->xc || !d->nc || !d->nc_hash || !d->bounce || !d->scratch) {
 		mtdev_destroy(d);
 		return -ENOMEM;
 	}
 	d->scratch_cap = MAPTBL_MAX_NODE_SIZE;
+	mtdev_cache_init(d);
 	for (i = 0; i < 256; i++) {
 		uint32_t c = i;
 		int k;
@@ -135,6 +140,7 @@ void mtdev_destroy(struct mtdev *d)
 		for (i = 0; i < d->nc_n; i++)
 			free(d->nc[i].buf);
 	free(d->nc);
+	free(d->nc_hash);
 	free(d->xc);
 	free(d->fn);
 	free(d->bounce);

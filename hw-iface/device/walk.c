@@ -132,6 +132,93 @@ bad_header:
 
 /* ---- Caches ---- */
 
+/* ---- Node cache links (index + 1; 0 = none) ---- */
+
+static uint32_t nc_bucket(const struct mtdev *d, unsigned fn, uint32_t node)
+{
+	return (uint32_t)((node * UINT64_C(0x9E3779B1) + fn * UINT64_C(0x85EBCA77)) >> 7) &
+	       d->nc_hmask;
+}
+
+static void lru_unlink(struct mtdev *d, uint32_t i)
+{
+	struct mtdev_nc_entry *e = &d->nc[i - 1];
+
+	if (e->prev)
+		d->nc[e->prev - 1].next = e->next;
+	else
+		d->lru_head = e->next;
+	if (e->next)
+		d->nc[e->next - 1].prev = e->prev;
+	else
+		d->lru_tail = e->prev;
+	e->prev = e->next = 0;
+}
+
+static void lru_front(struct mtdev *d, uint32_t i)
+{
+	struct mtdev_nc_entry *e = &d->nc[i - 1];
+
+	e->next = d->lru_head;
+	e->prev = 0;
+	if (d->lru_head)
+		d->nc[d->lru_head - 1].prev = i;
+	else
+		d->lru_tail = i;
+	d->lru_head = i;
+}
+
+static void lru_back(struct mtdev *d, uint32_t i)
+{
+	struct mtdev_nc_entry *e = &d->nc[i - 1];
+
+	e->prev = d->lru_tail;
+	e->next = 0;
+	if (d->lru_tail)
+		d->nc[d->lru_tail - 1].next = i;
+	else
+		d->lru_head = i;
+	d->lru_tail = i;
+}
+
+static void hash_remove(struct mtdev *d, uint32_t i)
+{
+	struct mtdev_nc_entry *e = &d->nc[i - 1];
+	uint32_t *link = &d->nc_hash[nc_bucket(d, e->fn, e->node)];
+
+	while (*link && *link != i)
+		link = &d->nc[*link - 1].hnext;
+	if (*link)
+		*link = e->hnext;
+	e->hnext = 0;
+}
+
+/* Drop entry @i (1-based) from the node cache: out of its chain, to the LRU tail. */
+static void nc_drop(struct mtdev *d, uint32_t i)
+{
+	if (d->nc[i - 1].valid)
+		hash_remove(d, i);
+	d->nc[i - 1].valid = false;
+	lru_unlink(d, i);
+	lru_back(d, i);
+}
+
+void mtdev_cache_init(struct mtdev *d)
+{
+	uint32_t i;
+
+	d->lru_head = d->lru_tail = 0;
+	for (i = 1; i <= d->nc_n; i++) {
+		d->nc[i - 1].valid = false;
+		d->nc[i - 1].hnext = 0;
+		lru_back(d, i);
+	}
+	for (i = 0; i <= d->nc_hmask; i++)
+		d->nc_hash[i] = 0;
+	for (i = 0; i < d->xc_n; i++)
+		d->xc[i].valid = false;
+}
+
 void mtdev_cache_flush(struct mtdev *d, unsigned fn)
 {
 	unsigned i;
@@ -139,9 +226,9 @@ void mtdev_cache_flush(struct mtdev *d, unsigned fn)
 	for (i = 0; i < d->xc_n; i++)
 		if (!fn || d->xc[i].fn == fn)
 			d->xc[i].valid = false;
-	for (i = 0; i < d->nc_n; i++)
-		if (!fn || d->nc[i].fn == fn)
-			d->nc[i].valid = false;
+	for (i = 1; i <= d->nc_n; i++)
+		if (d->nc[i - 1].valid && (!fn || d->nc[i - 1].fn == fn))
+			nc_drop(d, i);
 }
 
 static bool xc_lookup(struct mtdev *d, unsigned fn, uint64_t lba, struct mtdev_xlat *out)
@@ -308,23 +395,24 @@ static unsigned get_node(struct mtdev *d, struct mtdev_fn *f, uint32_t n, const 
 	const struct mtdev_table *t = &f->tbl;
 	struct mtdev_nc_entry *victim = NULL;
 	uint8_t *buf = d->scratch;
-	unsigned i, terr;
+	uint32_t i, v = 0;
+	unsigned terr;
 
-	for (i = 0; i < d->nc_n; i++) {
-		struct mtdev_nc_entry *e = &d->nc[i];
+	if (d->nc_n) {
+		for (i = d->nc_hash[nc_bucket(d, f->num, n)]; i; i = d->nc[i - 1].hnext) {
+			struct mtdev_nc_entry *e = &d->nc[i - 1];
 
-		if (e->valid && e->fn == f->num && e->node == n && e->size == t->node_size) {
-			e->stamp = ++d->nc_clock;
-			f->stats[MAPTBL_STAT_NC_HITS]++;
-			*out = e->buf;
-			return MAPTBL_TERR_NONE;
+			if (e->fn == f->num && e->node == n && e->size == t->node_size) {
+				lru_unlink(d, i);
+				lru_front(d, i);
+				f->stats[MAPTBL_STAT_NC_HITS]++;
+				*out = e->buf;
+				return MAPTBL_TERR_NONE;
+			}
 		}
-		if (!victim || (victim->valid && (!e->valid || e->stamp < victim->stamp)))
-			victim = e;
-	}
-	f->stats[MAPTBL_STAT_NC_MISSES]++;
-	if (victim) {
-		victim->valid = false;
+		v = d->lru_tail;	/* the least recently used, or a free entry */
+		nc_drop(d, v);
+		victim = &d->nc[v - 1];
 		if (victim->cap < t->node_size) {
 			uint8_t *nb = realloc(victim->buf, t->node_size);
 
@@ -338,6 +426,7 @@ static unsigned get_node(struct mtdev *d, struct mtdev_fn *f, uint32_t n, const 
 		else
 			victim = NULL;	/* out of memory: walk uncached */
 	}
+	f->stats[MAPTBL_STAT_NC_MISSES]++;
 	/* n < nslots, so [n * node_size, + node_size) lies inside the table. */
 	if (tread(d, t, (uint64_t)n * t->node_size, buf, t->node_size))
 		return MAPTBL_TERR_DMA;
@@ -345,11 +434,16 @@ static unsigned get_node(struct mtdev *d, struct mtdev_fn *f, uint32_t n, const 
 	if (terr)
 		return terr;
 	if (victim) {
+		uint32_t b = nc_bucket(d, f->num, n);
+
 		victim->valid = true;
 		victim->fn = f->num;
 		victim->node = n;
 		victim->size = t->node_size;
-		victim->stamp = ++d->nc_clock;
+		victim->hnext = d->nc_hash[b];
+		d->nc_hash[b] = v;
+		lru_unlink(d, v);
+		lru_front(d, v);
 	}
 	*out = buf;
 	return MAPTBL_TERR_NONE;

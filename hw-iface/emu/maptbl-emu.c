@@ -1008,6 +1008,7 @@ int main(int argc, char **argv)
 	struct mtdev_params p;
 	sigset_t sigs;
 	int lfd, sfd, rc, status = 0;
+	bool fg;
 
 	rc = parse_options(&e, argc, argv);
 	if (rc)
@@ -1016,18 +1017,18 @@ int main(int argc, char **argv)
 		e.log_file = fopen(e.log_path, "ae");
 		if (!e.log_file) {
 			fprintf(stderr, "maptbl-emu: %s: %s\n", e.log_path, strerror(errno));
-			return 1;
+			goto fail;
 		}
 	}
 	if (e.audit_path) {
 		e.audit = fopen(e.audit_path, "we");
 		if (!e.audit) {
 			fprintf(stderr, "maptbl-emu: %s: %s\n", e.audit_path, strerror(errno));
-			return 1;
+			goto fail;
 		}
 	}
 	if (open_disk(&e) || open_memory(&e))
-		return 1;
+		goto fail;
 
 	mtdev_params_init(&p);
 	p.ops = &emu_ops;
@@ -1043,11 +1044,12 @@ int main(int argc, char **argv)
 		p.ncache_entries = e.ncache;
 	p.xcache_disable = e.xcache_off;
 	p.ncache_disable = e.ncache_off;
-	e.foreground = true; /* model errors at creation go to stderr */
+	fg = e.foreground;
+	e.foreground = true; /* until the socket is ready, errors go to stderr */
 	rc = mtdev_create(&p, &e.dev);
 	if (rc) {
 		fprintf(stderr, "maptbl-emu: cannot create the device: %s\n", strerror(-rc));
-		return 1;
+		goto fail;
 	}
 
 	sigemptyset(&sigs);
@@ -1059,20 +1061,17 @@ int main(int argc, char **argv)
 
 	lfd = open_socket(&e);
 	if (lfd < 0)
-		return 1;
-	e.foreground = false;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--foreground"))
-			e.foreground = true;
+		goto fail;
+	e.foreground = fg;
 	if (!e.foreground && daemonize(&e)) {
 		unlink(e.socket_path);
-		return 1;
+		goto fail;
 	}
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	if (sfd < 0 || write_pidfile(&e)) {
 		elog(&e, LV_ERROR, "signalfd: %s", strerror(errno));
 		unlink(e.socket_path);
-		return 1;
+		goto fail;
 	}
 	pthread_mutex_init(&e.lock, NULL);
 	pthread_cond_init(&e.work, NULL);
@@ -1081,7 +1080,7 @@ int main(int argc, char **argv)
 	if (pthread_create(&e.worker, NULL, worker_main, &e)) {
 		elog(&e, LV_ERROR, "cannot start the processing thread");
 		unlink(e.socket_path);
-		return 1;
+		goto fail;
 	}
 	elog(&e, LV_INFO, "serving %s (%" PRIu64 " bytes) on %s: %u VFs, %" PRIu64
 	     " bytes of DMA memory%s", e.disk_path, e.disk_bytes, e.socket_path, e.nr_vfs, e.dma_size,
@@ -1174,4 +1173,18 @@ int main(int argc, char **argv)
 	if (e.log_file)
 		fclose(e.log_file);
 	return status;
+
+fail: /* could not start: undo what was set up (no thread runs yet) */
+	mtdev_destroy(e.dev);
+	if (e.mem)
+		munmap(e.mem, e.dma_size);
+	if (e.mem_fd >= 0)
+		close(e.mem_fd);
+	if (e.disk_fd >= 0)
+		close(e.disk_fd);
+	if (e.audit)
+		fclose(e.audit);
+	if (e.log_file)
+		fclose(e.log_file);
+	return 1;
 }

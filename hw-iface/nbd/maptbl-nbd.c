@@ -6,7 +6,8 @@
  *   nbdkit maptbl dev=emu:/run/maptbl.sock vf=1 [timeout=MS]
  *
  * The plugin is the VF's driver (the VM side): it sets up the VF's own request and completion
- * rings through libmaptbl-hw and moves data through them; it never touches the PF's registers.
+ * rings through libmaptbl-hw and moves data through them; of the PF it only reads the
+ * identification registers (ID, VERSION, MAX_VFS) when it opens the device.
  * Requests are served one at a time (NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS: one ring pair,
  * one synchronous request in flight). Byte ranges that are not block-aligned are read-modify-
  * written here. A write to a hole waits until the host services the fault (or times out with

@@ -29,7 +29,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/maptbl-fuzz.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
 status=0
-for t in open extents device; do
+for t in open extents stats device; do
 	bin=$build/tests/fuzz/fuzz_$t
 	if [ ! -x "$bin" ]; then
 		echo "$0: $bin not found: configure with -DMAPTBL_FUZZ=ON and build it" >&2

@@ -50,6 +50,21 @@ nbdcopy "$URI" "$WORK/vf.out"
 cp "$MNT/vm.img" "$WORK/expect" && truncate -s $VSIZE "$WORK/expect"
 check "nbdcopy of the VF equals the file padded to $VSIZE bytes" cmp "$WORK/vf.out" "$WORK/expect"
 
+# nbdinfo sees the VF's size; nbdcopy onto the VF (writes, zero requests, flush): a copy of the
+# VF with mapped block 60 zeroed and block 70 rewritten lands in the file (holes stay holes:
+# writing zeros there is a WRITE_ZEROES, which needs no fault).
+check "nbdinfo reports the virtual size" [ "$(nbdinfo --size "$URI")" = $VSIZE ]
+cp "$WORK/vf.out" "$WORK/src"
+dd if=/dev/zero of="$WORK/src" bs=$BS seek=60 count=1 conv=notrunc status=none
+head -c $BS /dev/urandom | dd of="$WORK/src" bs=$BS seek=70 count=1 conv=notrunc status=none
+nbdcopy --flush "$WORK/src" "$URI"
+check "nbdcopy onto the VF completes" [ $? = 0 ]
+echo 3 >/proc/sys/vm/drop_caches
+check "the file now equals what was copied onto the VF" \
+	cmp "$MNT/vm.img" <(head -c "$(stat -c %s "$MNT/vm.img")" "$WORK/src")
+"$MAPTBL" vf stats 1 >"$WORK/stats0"
+check "the device counted a flush" grep -q "flushes *[1-9]" "$WORK/stats0"
+
 # 2. A write to a mapped block lands in the file.
 FUSE=$WORK/fuse
 mkdir -p "$FUSE"
@@ -77,6 +92,11 @@ check "the write to the hole stalls VF 1" [ $stalled = 1 ]
 check "the fault names block 100, a write to a hole" \
 	grep -q '"fault": {"lba": 100, "count": 1, "write": true, "reason": 1}' "$WORK/list.json"
 check "the writer is still waiting" kill -0 $DD
+# The fault queue (maptbl_hw_fault_start/read/ack): the fault raised before the queue ran is posted.
+"$MAPTBL" --json vf faults --wait 5000 >"$WORK/faults.json"
+check "the fault queue posts VF 1's write fault at block 100 (hole)" \
+	grep -q '"vf": 1, "lba": 100, "count": 1, "write": true, "reason": "hole"' "$WORK/faults.json"
+check "the writer still waits after the fault was read" kill -0 $DD
 # Service by hand: allocate written blocks through the filesystem, rebuild, push (walk again).
 dd if=/dev/zero of="$MNT/vm.img" bs=$BS seek=100 count=1 conv=notrunc,fsync status=none
 "$MAPTBL" vf create --vf 1 "$MNT/vm.img" --size $VSIZE >/dev/null

@@ -4,12 +4,12 @@
 PIDS=()
 FUSES=()
 
-# stop PID...: SIGTERM, up to 5 s for all of them to exit, then SIGKILL (an nbdkit that hangs in
+# stop PID...: SIGTERM, up to 3 s for all of them to exit, then SIGKILL (an nbdkit that hangs in
 # its exit handlers, as with the sanitizer runtimes preloaded, must not hang the test).
 stop() {
 	local i p alive
 	kill "$@" 2>/dev/null
-	for i in $(seq 50); do
+	for i in $(seq 30); do
 		alive=0
 		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
 		[ $alive = 0 ] && break

@@ -110,8 +110,14 @@ struct maptbl_scan_opts {
 	/** Called for every measured file, one call at a time (serialised), from worker threads. */
 	void (*per_file)(void *ctx, const struct maptbl_file_stats *fs);
 	void *ctx;
+	/**
+	 * Called now and then (after each directory; every 4096 inodes of an image) with the
+	 * files and bytes measured so far by this scan, serialised with per_file; may be NULL.
+	 */
+	void (*progress)(void *progress_ctx, uint64_t files, uint64_t bytes);
+	void *progress_ctx;
 };
-#define maptbl_scan_opts__last_field ctx
+#define maptbl_scan_opts__last_field progress_ctx
 
 /** @brief Defaults into @p opts (@p sz = sizeof(*opts)). @return 0 or -EINVAL. */
 MAPTBL_API int maptbl_stats_opts_init(struct maptbl_stats_opts *opts, size_t sz);
@@ -229,6 +235,26 @@ MAPTBL_API int maptbl_stats_file(int dirfd, const char *name, uint32_t block_siz
  */
 MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 				 const struct maptbl_scan_opts *opts);
+
+/**
+ * @brief Add every regular file of an unmounted ext2/3/4 image or device to @p acc, read
+ * through libext2fs without mounting: an inode scan, each file's extent tree (or block map)
+ * counted as filefrag counts the mounted file's FIEMAP records.
+ *
+ * Without opts->per_file, every in-use regular inode counts once (a file with several names
+ * once); only the top list's files get names, found by one walk of the directory tree that
+ * stops when all are found (ties of the top list go by inode number, then by path). With
+ * opts->per_file, the directory tree is walked instead and every name of a regular file is
+ * measured and passed to it, with its path from the image's root ("/dir/file"). Inodes that
+ * cannot be read (bad checksum, corrupt extent tree) are counted as errors ("inode N") and the
+ * scan goes on. opts->threads and opts->cross_mounts are ignored. The image is opened
+ * read-only; a mounted device or image is refused.
+ * @return 0 when the scan finished; -ENOENT and other -errno of opening @p image; -EINVAL when
+ *         it is not an ext2/3/4 filesystem (the reason in the log); -EBUSY when it is mounted;
+ *         -EIO when its inode tables cannot be read; -ENOMEM.
+ */
+MAPTBL_API int maptbl_stats_image(struct maptbl_stats_acc *acc, const char *image,
+				  const struct maptbl_scan_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,6 @@ echo "== misuse"
 run stats --merge
 run stats --merge --per-file "$D/d1.json"
 run stats --csv "$D"
-run stats --per-file --json "$D"
+run stats --per-file --json --csv "$D"
 run stats --top 0 "$D"
 count_lines stats --help

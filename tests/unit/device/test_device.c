@@ -1465,6 +1465,46 @@ static void test_republish(void **state)
 	devh_fini(&h);
 }
 
+/* The node cache is LRU: with room for one path, a neighbouring leaf costs one fetch. */
+static void test_node_cache_lru(void **state)
+{
+	static struct maptbl_extent e[2000];
+	struct maptbl_table *t;
+	struct devh h;
+	struct devh_cfg c;
+	uint64_t buf;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 2000; i++)
+		e[i] = (struct maptbl_extent){ 10 * i, 1000 + 4 * i, 4, 0 };
+	memset(&c, 0, sizeof(c));
+	c.nr_vfs = 1;
+	c.disk_size = UINT64_C(64) << 20;
+	c.no_xc = true;
+	c.nc = 3;
+	assert_int_equal(devh_init(&h, &c), 0);
+	t = build(e, 2000, BS, 256, 20000, 0);
+	assert_int_equal(maptbl_table_depth(t), 3);
+	devh_vf_table(&h, 1, t, 0);
+	devh_rings(&h, 1, 8, 8);
+	buf = devh_alloc(&h, 1, BS, 64);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, NULL), MAPTBL_ST_OK);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_NC_MISSES), 3);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, NULL), MAPTBL_ST_OK);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_NC_MISSES), 3);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_NC_HITS), 3);
+	/* Block 180 is in the second leaf (18 compact entries per 256-byte leaf), same parents:
+	 * the first leaf is the least recently used node and makes room. */
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 180, 1, buf, NULL), MAPTBL_ST_OK);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_NC_MISSES), 4);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_READ, 0, 1, buf, NULL), MAPTBL_ST_OK);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_NC_MISSES), 5);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_NC_HITS), 7);
+	maptbl_table_free(t);
+	devh_fini(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1494,6 +1534,7 @@ int main(void)
 		cmocka_unit_test(test_walk_again_bad_table),
 		cmocka_unit_test(test_node_crc),
 		cmocka_unit_test(test_republish),
+		cmocka_unit_test(test_node_cache_lru),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -394,6 +394,72 @@ static void test_bad_json(void **state)
 	maptbl_stats_acc_free(a);
 }
 
+/* Replaces the first @from in @s (which must hold it) by @to, in place (@to no longer). */
+static void patch(char *s, const char *from, const char *to)
+{
+	char *p = strstr(s, from);
+	size_t n = strlen(from), m = strlen(to);
+
+	assert_non_null(p);
+	assert_true(m <= n);
+	memcpy(p, to, m);
+	memmove(p + m, p + n, strlen(p + n) + 1);
+}
+
+/*
+ * The value map carries the bytes of the files of each extent count ([extents, files, bytes]),
+ * checked against the class's bytes; an older JSON with [extents, files] pairs still reads and
+ * merges, and then the merged map has no bytes (they are unknown), never wrong ones.
+ */
+static void test_map_bytes(void **state)
+{
+	static const uint64_t ext[] = { 5, 5, 1 }, size[] = { 100, 200, 300 };
+	struct maptbl_stats_summary sa, sb;
+	struct maptbl_stats_acc *a = new_acc(3), *b, *m;
+	struct maptbl_file_stats f;
+	char *j, *k, path[8];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		memset(&f, 0, sizeof(f));
+		snprintf(path, sizeof(path), "f%zu", i);
+		f.path = path;
+		f.extents = ext[i];
+		f.size = size[i];
+		f.blocks = 1;
+		assert_int_equal(maptbl_stats_acc_add(a, &f), 0);
+	}
+	j = json_of(a);
+	assert_non_null(strstr(j, "     1,\n     1,\n     300\n"));
+	assert_non_null(strstr(j, "     5,\n     2,\n     300\n"));
+	/* bytes that do not add up to the class's bytes */
+	k = strdup(j);
+	patch(k, "     5,\n     2,\n     300\n", "     5,\n     2,\n     301\n");
+	assert_int_equal(maptbl_stats_acc_from_json(k, strlen(k), &b), -EBADMSG);
+	free(k);
+	/* an older output: pairs */
+	k = strdup(j);
+	patch(k, "     5,\n     2,\n     300\n", "     5,\n     2\n");
+	patch(k, "     1,\n     1,\n     300\n", "     1,\n     1\n");
+	assert_int_equal(maptbl_stats_acc_from_json(k, strlen(k), &b), 0);
+	free(k);
+	assert_int_equal(maptbl_stats_acc_summary(a, MAPTBL_STATS_ALL, &sa, sizeof(sa)), 0);
+	assert_int_equal(maptbl_stats_acc_summary(b, MAPTBL_STATS_ALL, &sb, sizeof(sb)), 0);
+	assert_memory_equal(&sa, &sb, sizeof(sa));
+	m = new_acc(3);
+	assert_int_equal(maptbl_stats_acc_merge(m, a), 0);
+	assert_int_equal(maptbl_stats_acc_merge(m, b), 0);
+	free(j);
+	j = json_of(m);
+	assert_non_null(strstr(j, "     5,\n     4\n    ]"));
+	assert_null(strstr(j, "     5,\n     4,\n"));
+	free(j);
+	maptbl_stats_acc_free(m);
+	maptbl_stats_acc_free(b);
+	maptbl_stats_acc_free(a);
+}
+
 static void test_file(void **state)
 {
 	char dir[] = "/tmp/maptbl-stats-XXXXXX", path[64];
@@ -501,13 +567,78 @@ static void test_scan(void **state)
 	assert_int_equal(system(p), 0);
 }
 
+struct vanish {
+	char dir[64];
+	unsigned calls;
+};
+
+/* The first file measured removes every other file of its directory: readdir() has already
+ * returned their names (one getdents batch), so the walk meets them vanished. */
+static void vanish_cb(void *ctx, const struct maptbl_file_stats *f)
+{
+	struct vanish *v = ctx;
+	char p[128];
+	unsigned i;
+
+	if (v->calls++)
+		return;
+	for (i = 0; i < 20; i++) {
+		snprintf(p, sizeof(p), "%s/f%02u", v->dir, i);
+		if (strcmp(strrchr(f->path, '/'), strrchr(p, '/')))
+			assert_int_equal(unlink(p), 0);
+	}
+}
+
+/* Files that vanish mid-walk are counted as errors with their reason; the walk finishes. */
+static void test_scan_vanished(void **state)
+{
+	struct vanish v = { .dir = "/var/tmp/maptbl-vanish-XXXXXX" };
+	struct maptbl_scan_opts so;
+	struct maptbl_stats_summary s;
+	struct maptbl_stats_error e;
+	struct maptbl_stats_acc *a = new_acc(5);
+	char p[128];
+	unsigned i;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(v.dir));
+	for (i = 0; i < 20; i++) {
+		snprintf(p, sizeof(p), "%s/f%02u", v.dir, i);
+		fd = open(p, O_WRONLY | O_CREAT, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, p, 10), 10);
+		close(fd);
+	}
+	assert_int_equal(maptbl_scan_opts_init(&so, sizeof(so)), 0);
+	so.threads = 1;
+	so.per_file = vanish_cb;
+	so.ctx = &v;
+	assert_int_equal(maptbl_stats_scan(a, v.dir, &so), 0);
+	assert_int_equal(maptbl_stats_acc_summary(a, MAPTBL_STATS_ALL, &s, sizeof(s)), 0);
+	if (v.calls) { /* a filesystem with FIEMAP: the first file was measured */
+		assert_int_equal(s.files, 1);
+		assert_int_equal(maptbl_stats_acc_nr_errors(a), 19);
+		assert_int_equal(maptbl_stats_acc_nr_error_reasons(a), 1);
+		assert_int_equal(maptbl_stats_acc_error_reason(a, 0, &e), 0);
+		assert_int_equal(e.err, ENOENT);
+		assert_int_equal(e.count, 19);
+		assert_non_null(strstr(e.example, v.dir));
+	}
+	maptbl_stats_acc_free(a);
+	snprintf(p, sizeof(p), "rm -rf '%s'", v.dir);
+	assert_int_equal(system(p), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_percentiles),  cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_merge_and_json), cmocka_unit_test(test_top),
 		cmocka_unit_test(test_shares_and_layout), cmocka_unit_test(test_bad_json),
+		cmocka_unit_test(test_map_bytes),
 		cmocka_unit_test(test_file), cmocka_unit_test(test_scan),
+		cmocka_unit_test(test_scan_vanished),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
