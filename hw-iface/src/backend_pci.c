@@ -336,7 +336,14 @@ static void pci_dma_free(struct maptbl_hw *hw, void *vaddr, uint64_t addr, size_
 	struct pci_be *b = be_of(hw);
 	size_t maplen = (len + HUGE_SZ - 1) & ~(size_t)(HUGE_SZ - 1);
 
-	(void)priv, (void)keep;
+	(void)priv;
+	/*
+	 * A persistent buffer (a pushed table) stays mapped and pinned for the life of this
+	 * process: the device reads it after the handle is gone, and nothing else may be given
+	 * that memory (hence `maptbl push --hold` on pci: and vfio:).
+	 */
+	if (keep)
+		return;
 	if (b->vfio && b->container >= 0) {
 		struct vfio_iommu_type1_dma_unmap um = { .argsz = sizeof(um), .iova = addr,
 							 .size = maplen };

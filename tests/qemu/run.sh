@@ -161,24 +161,24 @@ until maptbl vf list --dev pci:$BDF 2>/dev/null | grep -q '^ *1 .*ready\|"state"
 	sleep 0.2
 done
 ok "$(maptbl vf list --dev pci:$BDF 2>&1 | tail -1)"
-# libmaptbl-hw's pci: backend unmaps the table's DMA buffer right after the push (pci_dma_free
-# ignores "persistent"), so the VF must not be used after this: the next hugepage allocation
-# zeroes and reuses that memory. maptbl-vfrw --table gives the table from its own live buffer.
-kill $PUSH; wait $PUSH
+# The VF is read and written through the table that `maptbl push --hold` keeps in its DMA
+# memory. This used to fail: the pci: backend unmapped the pushed table's hugepage right after
+# the push (pci_dma_free ignored "persistent"), and the next allocation zeroed and reused it.
 
 step read
-maptbl-vfrw --table /t.mtb pci:$BDF 1 read >/tmp/vf1 || fail "maptbl-vfrw read"
+maptbl-vfrw pci:$BDF 1 read >/tmp/vf1 || fail "maptbl-vfrw read"
 cmp /tmp/vf1 /expected || fail "VF 1 differs from the file"
 ok "$(stat -c %s /tmp/vf1) bytes = the file"
 
 step write
-maptbl-vfrw --table /t.mtb pci:$BDF 1 write 3 /pattern || fail "maptbl-vfrw write"
-maptbl-vfrw --table /t.mtb pci:$BDF 1 read >/tmp/vf1 || fail "maptbl-vfrw read after the write"
+maptbl-vfrw pci:$BDF 1 write 3 /pattern || fail "maptbl-vfrw write"
+maptbl-vfrw pci:$BDF 1 read >/tmp/vf1 || fail "maptbl-vfrw read after the write"
 cmp /tmp/vf1 /expected2 || fail "VF 1 after the write differs"
 ok "8 KiB at block 3, read back"
 maptbl vf stats --dev pci:$BDF 1 2>&1 | head -20
 
 step teardown
+kill $PUSH; wait $PUSH
 echo 0 >$PF/sriov_numvfs || fail "sriov_numvfs = 0"
 [ ! -e $PF/virtfn0 ] || fail "VFs still there"
 n=$(lspci -n | grep -c '1234:4d55')
