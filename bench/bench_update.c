@@ -27,25 +27,9 @@
 
 #include <maptbl/maptbl.h>
 
+#include "bench_util.h" /* rnd(), now(): the thread's CPU time */
+
 #define GAP 16u
-
-static uint64_t xs = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rnd(void)
-{
-	xs ^= xs << 13;
-	xs ^= xs >> 7;
-	xs ^= xs << 17;
-	return xs;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -217,6 +201,7 @@ int main(int argc, char **argv)
 	size_t ni, si, u = 20000;
 	int pat;
 
+	bench_xs = 0x9E3779B97F4A7C15ull; /* the sequence this bench always used */
 	if (argc > 4) {
 		fprintf(stderr, "usage: %s [EXTENTS [NODE_SIZE [UPDATES]]]\n", argv[0]);
 		return 2;
