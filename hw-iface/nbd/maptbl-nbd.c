@@ -290,4 +290,7 @@ static struct nbdkit_plugin plugin = {
 	.errno_is_preserved = 0,
 };
 
+/* NBDKIT_REGISTER_PLUGIN defines plugin_init() with no prototype before it: clang's
+ * -Wmissing-prototypes (the fuzz build, -Werror) refused it. */
+struct nbdkit_plugin *plugin_init(void);
 NBDKIT_REGISTER_PLUGIN(plugin)
