@@ -174,20 +174,19 @@ static void audit(struct emu *e, char op, unsigned fn, uint64_t off, size_t len)
 		fprintf(e->audit, "%c %u %" PRIu64 " %zu\n", op, fn, off, len);
 }
 
-static int cb_disk_read(void *ctx, unsigned fn, uint64_t off, void *buf, size_t len)
+/* The whole of [off, off + len) read into or written from @buf; -1 (logged) on an error or EOF. */
+static int disk_io(struct emu *e, bool write, uint64_t off, uint8_t *p, size_t len)
 {
-	struct emu *e = ctx;
-	uint8_t *p = buf;
-
-	audit(e, 'R', fn, off, len);
 	while (len) {
-		ssize_t n = pread(e->disk_fd, p, len, (off_t)off);
+		ssize_t n = write ? pwrite(e->disk_fd, p, len, (off_t)off)
+				  : pread(e->disk_fd, p, len, (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			elog(e, LV_ERROR, "%s: read of %zu bytes at %" PRIu64 ": %s", e->disk_path, len,
-			     off, n < 0 ? strerror(errno) : "end of disk");
+			elog(e, LV_ERROR, "%s: %s of %zu bytes at %" PRIu64 ": %s", e->disk_path,
+			     write ? "write" : "read", len, off,
+			     n < 0 ? strerror(errno) : "end of disk");
 			return -1;
 		}
 		p += n, off += (uint64_t)n, len -= (size_t)n;
@@ -195,29 +194,24 @@ static int cb_disk_read(void *ctx, unsigned fn, uint64_t off, void *buf, size_t 
 	return 0;
 }
 
+static int cb_disk_read(void *ctx, unsigned fn, uint64_t off, void *buf, size_t len)
+{
+	struct emu *e = ctx;
+
+	audit(e, 'R', fn, off, len);
+	return disk_io(e, false, off, buf, len);
+}
+
 static int cb_disk_write(void *ctx, unsigned fn, uint64_t off, const void *buf, size_t len)
 {
 	struct emu *e = ctx;
-	const uint8_t *p = buf;
 
 	audit(e, 'W', fn, off, len);
 	if (e->read_only) {
 		elog(e, LV_DEBUG, "fn %u: write at %" PRIu64 " refused: --read-only", fn, off);
 		return -1;
 	}
-	while (len) {
-		ssize_t n = pwrite(e->disk_fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			elog(e, LV_ERROR, "%s: write of %zu bytes at %" PRIu64 ": %s", e->disk_path, len,
-			     off, n < 0 ? strerror(errno) : "end of disk");
-			return -1;
-		}
-		p += n, off += (uint64_t)n, len -= (size_t)n;
-	}
-	return 0;
+	return disk_io(e, true, off, (uint8_t *)(uintptr_t)buf, len);
 }
 
 static int cb_disk_flush(void *ctx, unsigned fn)
