@@ -32,7 +32,7 @@ packages=(gcc make cmake pkg-config libc6-dev libcmocka-dev libjansson-dev diffu
 	btrfs-progs libbtrfsutil-dev)
 # maptbl stats --yaml (libyaml); its tests: xmllint checks the --plot SVG, python3-yaml reads the YAML.
 packages+=(libyaml-dev libxml2-utils python3 python3-yaml)
-# The device (issue #6): libyaml for vf apply, nbdkit and its plugin headers, nbdcopy/nbdfuse, FUSE.
+# The device (issue #6; vf apply uses the libyaml above): nbdkit and its plugin headers, nbdcopy/nbdfuse, FUSE.
 packages+=(nbdkit nbdkit-plugin-dev libnbd-bin fuse3)
 # The QEMU device (hw-iface/qemu, tests/qemu): QEMU 7.2's build dependencies, firmware, busybox, pciutils.
 packages+=(build-essential meson ninja-build libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev
