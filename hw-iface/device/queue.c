@@ -245,8 +245,11 @@ static unsigned parse(struct mtdev *d, struct mtdev_fn *f, const struct maptbl_h
 		if (!zero_segs(q))
 			return MAPTBL_ST_BAD_REQUEST;
 	}
-	if (r->opcode == MAPTBL_OP_FLUSH)
-		return r->lba || r->nblocks || r->nseg ? MAPTBL_ST_BAD_REQUEST : MAPTBL_ST_OK;
+	if (r->opcode == MAPTBL_OP_FLUSH) {
+		if (r->lba || r->nblocks || r->nseg)
+			return MAPTBL_ST_BAD_REQUEST;
+		return f->num && !f->tbl.valid ? MAPTBL_ST_NOT_READY : MAPTBL_ST_OK;
+	}
 	if (!r->nblocks || r->nblocks > d->max_xfer || (data ? !r->nseg || r->nseg > MAPTBL_HW_MAX_SEGS
 							    : r->nseg != 0) ||
 	    (data && !indirect && r->nseg > MAPTBL_REQ_INLINE_SEGS))
@@ -422,8 +425,8 @@ static void fault(struct mtdev *d, struct mtdev_fn *f, const struct mtdev_xlat *
 static void run(struct mtdev *d, struct mtdev_fn *f)
 {
 	struct mtdev_req *r = &f->cur;
-	uint32_t bs = fn_block_size(d, f);
-	uint64_t disk_blocks = d->disk_bytes / bs;
+	uint32_t bs;
+	uint64_t disk_blocks;
 
 	if (r->opcode == MAPTBL_OP_FLUSH) {
 		f->stats[MAPTBL_STAT_FLUSHES]++;
@@ -433,6 +436,9 @@ static void run(struct mtdev *d, struct mtdev_fn *f)
 			 0);
 		return;
 	}
+	/* parse() refused every data request of a VF without a table: bs is never 0 here. */
+	bs = fn_block_size(d, f);
+	disk_blocks = d->disk_bytes / bs;
 	while (r->done < r->nblocks) {
 		uint64_t lba = r->lba + r->done, left = r->nblocks - r->done, n, moved = 0;
 		struct mtdev_xlat x;

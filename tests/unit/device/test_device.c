@@ -721,6 +721,9 @@ static void test_bad_requests(void **state)
 	devh_rings(&h, 2, 4, 4);
 	devh_req(&q, MAPTBL_OP_READ, 1, 0, 1, devh_alloc(&h, 2, BS, 64), BS);
 	assert_int_equal(io_req(&h, 2, &q), MAPTBL_ST_NOT_READY);
+	/* A flush there too (fuzz_device found a division by its block size 0 in CI). */
+	devh_req(&q, MAPTBL_OP_FLUSH, 2, 0, 0, 0, 0);
+	assert_int_equal(io_req(&h, 2, &q), MAPTBL_ST_NOT_READY);
 	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_ERRORS), vstat(&h, 1, MAPTBL_STAT_REQUESTS));
 	assert_int_equal(h.audit_violations, 0);
 	assert_int_equal(h.disk_oob, 0);
