@@ -6,8 +6,8 @@
  *    mark and unmark absent, staged batches, bad requests) on tables of several node sizes, with
  *    and without wide leaves. After each one, every boundary block of an oracle interval map
  *    and random blocks must agree among the oracle, maptbl_table_lookup(),
- *    maptbl_table_lookup_many() and the reference walker reading the buffer through its
- *    callback; failed updates must leave the table unchanged; every few updates the buffer must
+ *    maptbl_table_lookup_many(), the reference walker reading the buffer through its
+ *    callback and (when built with it) the device model's walker and caches; failed updates must leave the table unchanged; every few updates the buffer must
  *    pass maptbl_table_open() with the same statistics. Compaction runs whenever the room runs
  *    out and now and then on purpose.
  *  - stress: a walker thread looks blocks up continuously through the reference walker while the
@@ -36,14 +36,22 @@
 #include "testutil.h"
 
 /*
- * TODO(device model, issue #7 §4): when hw-iface/device lands, set this hook to a function that
- * looks @lblk up through the device model's own walker over @buf (its DMA callback reading the
- * same buffer) and fills @r; check_points() then holds the device against the oracle as well.
- * Returns 0 on success.
+ * The device model (hw-iface/device) as the fourth reader: when the build has it, check_points()
+ * also looks every point up through the model's own walker over the same buffer, programmed
+ * through its registers as a driver would (tests/unit/device/update_device.c), and holds it to the
+ * reference walker's answer. Returns 0 on success.
  */
 typedef int (*device_lookup_fn)(const uint8_t *buf, size_t len, uint64_t lblk,
 				struct maptbl_walk_result *r);
+#ifdef MAPTBL_TEST_DEVICE
+#include "update_device.h"
+static device_lookup_fn device_lookup_hook = update_device_lookup;
+#define device_last_error update_device_last_error
+#else
+#define device_last_error() ""
+
 static device_lookup_fn device_lookup_hook = NULL;
+#endif
 
 static uint8_t scratch[65536];
 
@@ -260,7 +268,11 @@ static void check_points(struct ctx *c, const struct oracle *o)
 		if (device_lookup_hook) {
 			struct maptbl_walk_result d;
 
-			assert_int_equal(device_lookup_hook(buf, len, l, &d), 0);
+			int e = device_lookup_hook(buf, len, l, &d);
+
+			if (e)
+				fail_msg("device model: lookup of block %llu failed (%d): %s",
+					 (unsigned long long)l, e, device_last_error());
 			assert_int_equal(d.state, r.state);
 			assert_int_equal(d.pblk, r.pblk);
 			assert_int_equal(d.len, r.len);
@@ -658,6 +670,16 @@ static void test_model(void **state)
 		model_run(sizes[i], false, 1200, seed + i);
 		model_run(sizes[i], true, 500, seed + 100 + i);
 	}
+#ifdef MAPTBL_TEST_DEVICE
+	/* The device took part, and through its caches as well as by walking. */
+	print_message("device: %llu walks, %llu extent cache hits, %llu nodes fetched\n",
+		      (unsigned long long)update_device_counter(MAPTBL_STAT_WALKS),
+		      (unsigned long long)update_device_counter(MAPTBL_STAT_XC_HITS),
+		      (unsigned long long)update_device_counter(MAPTBL_STAT_NODES));
+	assert_true(update_device_counter(MAPTBL_STAT_WALKS) > 1000);
+	assert_true(update_device_counter(MAPTBL_STAT_XC_HITS) > 0);
+	update_device_fini();
+#endif
 }
 
 /* ---------------- concurrency stress ---------------- */
