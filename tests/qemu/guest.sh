@@ -15,7 +15,7 @@ export PATH=/bin LD_LIBRARY_PATH=/lib
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 
 STEPS_pci="enumerate sriov_stub push read write hostile_ring hostile_bar vf_cycle recover teardown_stub"
-STEPS_vfio="enumerate iommu vfio_modules vfio_bind vfio_read vfio_write vfio_token teardown_vfio"
+STEPS_vfio="enumerate iommu vfio_modules vfio_bind vfio_read vfio_write vfio_token vfio_hostile teardown_vfio"
 
 now() { read u _ </proc/uptime; echo "$u"; }
 fail() { echo "@@ $S FAIL: $*"; echo "@@ RESULT fail"; poweroff -f; sleep 10; }
@@ -204,6 +204,19 @@ t_vfio_token() {
 	r3=$(maptbl-hostile $VF1 vf-token -) && fail "VF 1 without a token: $r3"
 	out=$(maptbl-vfrw "vfio:$BDF,vf_token=bad" 1 read 2>&1 >/dev/null) && fail "a malformed token was accepted"
 	MSG="the PF's token: $r1; another: $r2; none: $r3; malformed: ${out##*: }"
+}
+
+# §4 behind the IOMMU: bad requests (buffers at IOVAs nobody mapped) and random register writes
+# through vfio: with any DMA address (the IOMMU confines the device to this process's mappings;
+# the rest are DMA faults the guest kernel reports as DMAR faults), then VF 1 again.
+t_vfio_hostile() {
+	r=$(maptbl-hostile vfio:$BDF ring "$(arg maptbl_seed)" 50 1 0 2>&1) || fail "maptbl-hostile ring: $r"
+	MSG=$(maptbl-hostile vfio:$BDF bar-iommu "$(arg maptbl_seed)" 5000 0 1 2 2>&1) ||
+		fail "maptbl-hostile bar-iommu: $MSG"
+	MSG="ring: $r; bar: $MSG"
+	maptbl-vfrw --push /t.mtb vfio:$BDF 1 read >/tmp/vf1 || fail "VF 1 after the hostile writes"
+	cmp /tmp/vf1 /expected3 || fail "VF 1 (vfio:) differs after the hostile writes"
+	MSG="$MSG; then VF 1 = the file; DMAR faults: $(dmesg | grep -c 'DMAR: \[DMA')"
 }
 
 t_teardown_vfio() {

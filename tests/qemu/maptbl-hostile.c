@@ -5,6 +5,8 @@
  *
  *   maptbl-hostile DEV bar  SEED COUNT FN...   COUNT random register writes (and some reads) to
  *                                              BAR0 of the functions FN (0 = PF, n = VF n)
+ *   maptbl-hostile DEV bar-iommu SEED ...      as bar, but DMA address registers get any value:
+ *                                              for vfio:, where the IOMMU confines the device
  *   maptbl-hostile DEV ring SEED COUNT FN...   on each FN, a ring of its own (raw registers, not
  *                                              libmaptbl-hw's queue) fed with fixed bad requests
  *                                              and COUNT random ones; every one must complete
@@ -27,6 +29,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +84,8 @@ static uint32_t rnd_value(void)
 	}
 }
 
-static int do_bar(struct maptbl_hw *hw, unsigned long count, const unsigned *fns, unsigned nfn)
+static int do_bar(struct maptbl_hw *hw, unsigned long count, const unsigned *fns, unsigned nfn,
+		  bool any_address)
 {
 	unsigned long writes = 0, reads = 0, refused = 0;
 
@@ -90,7 +94,7 @@ static int do_bar(struct maptbl_hw *hw, unsigned long count, const unsigned *fns
 		uint32_t size = fn ? MAPTBL_HW_VF_BAR_SIZE : MAPTBL_HW_PF_BAR_SIZE, v = rnd_value(), got;
 		/* half of the accesses go to the first 0x200 bytes, where most registers are */
 		uint32_t off = (uint32_t)(rnd() % (rnd() % 2 ? 0x200 : size)) & ~3u;
-		int half = addr_half(fn, off), err;
+		int half = any_address ? 0 : addr_half(fn, off), err;
 
 		if (rnd() % 5 == 0) {
 			err = maptbl_hw_read32(hw, fn, off, &got);
@@ -342,8 +346,9 @@ int main(int argc, char **argv)
 
 	if (argc == 4 && !strcmp(argv[2], "vf-token"))
 		return do_vf_token(argv[1], argv[3]);
-	if (argc < 6 || (strcmp(argv[2], "bar") && strcmp(argv[2], "ring"))) {
-		fprintf(stderr, "usage: maptbl-hostile DEV bar|ring SEED COUNT FN...\n"
+	if (argc < 6 || (strcmp(argv[2], "bar") && strcmp(argv[2], "bar-iommu") &&
+			 strcmp(argv[2], "ring"))) {
+		fprintf(stderr, "usage: maptbl-hostile DEV bar|bar-iommu|ring SEED COUNT FN...\n"
 				"       maptbl-hostile VF-BDF vf-token UUID|-\n");
 		return 2;
 	}
@@ -366,7 +371,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "maptbl-hostile: %s: %s\n", argv[1], strerror(-rc));
 		return 3;
 	}
-	rc = !strcmp(argv[2], "bar") ? do_bar(hw, count, fns, nfn) : do_ring(hw, count, fns, nfn);
+	if (!strcmp(argv[2], "ring"))
+		rc = do_ring(hw, count, fns, nfn);
+	else
+		rc = do_bar(hw, count, fns, nfn, !strcmp(argv[2], "bar-iommu"));
 	maptbl_hw_close(hw);
 	return rc;
 }

@@ -208,7 +208,7 @@ case $MODES in *" vfio "*)
 # vfio: the emulated VT-d with interrupt remapping (VFIO_SET_IOMMU wants it: EPERM without),
 # which needs the split irqchip; the Debian kernel turns the IOMMU on by itself (see QEMU.md).
 boot vfio -M q35,kernel-irqchip=split -device intel-iommu,intremap=on \
-	-append "console=ttyS0 panic=-1 quiet loglevel=4 no_timer_check intel_iommu=on maptbl_mode=vfio" ;;
+	-append "console=ttyS0 panic=-1 quiet loglevel=4 no_timer_check intel_iommu=on maptbl_mode=vfio maptbl_seed=$SEED" ;;
 esac
 [ "$MODES" = " pci vfio " ] || { echo "only$MODES: the disk is not checked"; exit 0; }
 
