@@ -156,10 +156,18 @@ static int ring_open(struct maptbl_hw *hw, unsigned fn, struct ring *r)
 	return 0;
 }
 
-/* Submit one request, wait up to 5 s for its completion; *status = its status. */
+static unsigned long stalls_failed;
+
+/*
+ * Submit one request, wait up to 5 s for its completion; *status = its status. A VF request that
+ * stalls (a write into a hole of its table: a fault for the host, REGISTERS.md §7) is failed by
+ * the host's side, WALK_AGAIN = FAIL: no fault service runs here. It then completes NO_SPACE.
+ */
 static int ring_io(struct ring *r, const struct maptbl_hw_req *req, uint32_t *status)
 {
 	struct timespec t0, t;
+	bool failed = false;
+	uint32_t fst;
 	int err;
 
 	r->rq[r->tail] = *req;
@@ -177,6 +185,14 @@ static int ring_io(struct ring *r, const struct maptbl_hw_req *req, uint32_t *st
 			if (++r->head == RING)
 				r->head = 0, r->phase ^= 1;
 			return maptbl_hw_write32(r->hw, r->fn, MAPTBL_REG_CQ_HEAD, r->head);
+		}
+		if (r->fn && !failed && !maptbl_hw_read32(r->hw, r->fn, MAPTBL_REG_STATUS, &fst) &&
+		    (fst & MAPTBL_FN_STATUS_STALLED)) {
+			if ((err = maptbl_hw_write32(r->hw, 0, MAPTBL_REG_PF_VFCFG(r->fn) +
+						     MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_FAIL)))
+				return err;
+			failed = true;
+			stalls_failed++;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > 5000)
@@ -260,17 +276,25 @@ static int do_ring(struct maptbl_hw *hw, unsigned long count, const unsigned *fn
 				q.sgl = maptbl_cpu_to_le64(FAR_AWAY | (rnd() & 0xffffffffull));
 				for (unsigned s = 0; s < MAPTBL_REQ_INLINE_SEGS; s++)
 					q.seg[s].addr = maptbl_cpu_to_le64(FAR_AWAY | (rnd() & 0xffffffffull));
-				if (rnd() % 4) { /* mostly well-formed, so that DMA is attempted */
+				if (rnd() % 4) { /* mostly well-formed reads and writes: DMA is tried */
 					uint32_t n = maptbl_le32_to_cpu(q.nblocks) % 8 + 1;
 
+					q.opcode = rnd() % 2 ? MAPTBL_OP_READ : MAPTBL_OP_WRITE;
 					q.flags &= MAPTBL_REQ_F_INDIRECT;
 					q.reserved0 = maptbl_cpu_to_le32(0);
 					q.nblocks = maptbl_cpu_to_le32(n);
-					q.nseg = maptbl_cpu_to_le16(q.flags ? (uint16_t)(rnd() % 4 + 1) : 1);
-					if (!q.flags)
+					q.lba = maptbl_cpu_to_le64(rnd() % 1024);
+					memset(&q.seg[1], 0, sizeof(q.seg[1]));
+					if (q.flags) { /* the list itself is out of reach */
+						memset(&q.seg[0], 0, sizeof(q.seg[0]));
+						q.nseg = maptbl_cpu_to_le16((uint16_t)(rnd() % 4 + 1));
+						q.sgl = maptbl_cpu_to_le64(FAR_AWAY | (rnd() & 0xfffffff8ull));
+					} else {
+						q.nseg = maptbl_cpu_to_le16(1);
 						q.sgl = maptbl_cpu_to_le64(0);
-					q.seg[0].len = maptbl_cpu_to_le32(n * bs);
-					q.seg[0].reserved = q.seg[1].reserved = maptbl_cpu_to_le32(0);
+						q.seg[0].len = maptbl_cpu_to_le32(n * bs);
+						q.seg[0].reserved = maptbl_cpu_to_le32(0);
+					}
 				}
 			}
 			if ((err = ring_io(&r, &q, &st))) {
@@ -296,7 +320,7 @@ static int do_ring(struct maptbl_hw *hw, unsigned long count, const unsigned *fn
 	for (unsigned s = 0; s < 16; s++)
 		if (by_status[s])
 			printf(" %s %lu", maptbl_hw_status_name(s), by_status[s]);
-	printf("\n");
+	printf(" (%lu stalled on a hole, failed by the host)\n", stalls_failed);
 	return 0;
 }
 
