@@ -543,6 +543,25 @@ static void maptbl_pci_vf_realize(PCIDevice *pci_dev, Error **errp)
 	maptbl_pci_init_msix(pci_dev, &v->msix, errp);
 }
 
+/*
+ * A VF has no Memory Space Enable of its own (PCIe Base spec, SR-IOV: the VF Command register's
+ * bit 1 "does not apply to VFs"; the PF's VF MSE governs all VFs). Linux acts on that: it marks
+ * VFs no_command_memory and vfio-pci never writes the bit to a VF. QEMU 7.2 decodes a VF BAR
+ * only while the VF's own COMMAND.MEM is set (pci_bar_address()), so a VF driven through
+ * vfio-pci never answered. The bit is kept set on every config write to COMMAND, which remaps.
+ * This used to fail: tests/qemu/run.sh's vfio: guest read VF 1's registers as "Invalid read ...
+ * rejected".
+ */
+static void maptbl_pci_vf_write_config(PCIDevice *d, uint32_t addr, uint32_t val, int len)
+{
+	uint16_t cmd;
+
+	pci_default_write_config(d, addr, val, len);
+	cmd = pci_get_word(d->config + PCI_COMMAND);
+	if (ranges_overlap(addr, len, PCI_COMMAND, 2) && !(cmd & PCI_COMMAND_MEMORY))
+		pci_default_write_config(d, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY, 2);
+}
+
 static void maptbl_pci_vf_exit(PCIDevice *pci_dev)
 {
 	MaptblPCIVFState *v = MAPTBL_PCI_VF(pci_dev);
@@ -560,6 +579,7 @@ static void maptbl_pci_vf_class_init(ObjectClass *oc, void *data)
 				"maptbl self-virtualizing storage controller (SR-IOV VF)");
 	pc->realize = maptbl_pci_vf_realize;
 	pc->exit = maptbl_pci_vf_exit;
+	pc->config_write = maptbl_pci_vf_write_config;
 	dc->user_creatable = false;	/* only pcie_sriov creates VFs, at VF Enable */
 }
 

@@ -47,7 +47,11 @@ struct pci_be {
 	char bdf[32];
 	bool vfio;
 	struct bar bars[MAPTBL_HW_MAX_VFS + 1];
-	int container, group, devfd[MAPTBL_HW_MAX_VFS + 1];
+	int container, devfd[MAPTBL_HW_MAX_VFS + 1];
+	/* vfio: the IOMMU groups this handle opened (the PF's first), all in one container */
+	int group_fd[MAPTBL_HW_MAX_VFS + 1], group_num[MAPTBL_HW_MAX_VFS + 1];
+	unsigned ngroups;
+	char vf_token[37];	/* vfio: the VF token (UUID) shared by the PF and its VFs */
 	uint64_t next_iova;
 };
 
@@ -217,7 +221,7 @@ static int common_open(struct maptbl_hw *hw, const char *arg, bool vfio)
 	if (!b)
 		return -ENOMEM;
 	b->vfio = vfio;
-	b->container = b->group = -1;
+	b->container = -1;
 	b->next_iova = VFIO_IOVA_BASE;
 	if (parse_bdf(arg, b->bdf, sizeof(b->bdf))) {
 		maptbl_log(MAPTBL_LOG_ERROR, "%s:%s: not a PCI address (DDDD:BB:DD.F)", kind, arg);
@@ -266,8 +270,8 @@ static void pci_close(struct maptbl_hw *hw)
 	for (unsigned i = 0; i <= MAPTBL_HW_MAX_VFS; i++)
 		if (b->devfd[i] > 0)
 			close(b->devfd[i]);
-	if (b->group >= 0)
-		close(b->group);
+	for (unsigned i = 0; i < b->ngroups; i++)
+		close(b->group_fd[i]);
 	if (b->container >= 0)
 		close(b->container);
 	free(b);
@@ -402,14 +406,85 @@ static int iommu_group_of(const char *dir, int *group)
 	return 0;
 }
 
+/*
+ * The fd of IOMMU group @group in our container, opening it and adding it to the container the
+ * first time. Each VF behind an ACS port has a group of its own (QEMU's pcie-root-port has ACS),
+ * so a handle usually holds the PF's group and one per VF it touches; VFIO_IOMMU_MAP_DMA on the
+ * container maps every buffer for all of them (type1 replays earlier mappings into a group that
+ * joins later), which the device needs: the table walk is the PF's DMA, rings and data a VF's.
+ */
+static int vfio_group(struct pci_be *b, int group, int *fd)
+{
+	struct vfio_group_status gs = { .argsz = sizeof(gs) };
+	char path[64];
+	int g;
+
+	for (unsigned i = 0; i < b->ngroups; i++)
+		if (b->group_num[i] == group) {
+			*fd = b->group_fd[i];
+			return 0;
+		}
+	if (b->ngroups == MAPTBL_HW_MAX_VFS + 1)
+		return -ENOSPC;
+	snprintf(path, sizeof(path), "/dev/vfio/%d", group);
+	g = open(path, O_RDWR | O_CLOEXEC);
+	if (g < 0) {
+		int err = errno == ENOENT ? -ENODEV : -errno;
+
+		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: %s: %s%s", b->bdf, path, strerror(errno),
+			   errno == EBUSY ? " (another process holds it)"
+					  : " (is every device of the group bound to vfio-pci?)");
+		return err;
+	}
+	if (ioctl(g, VFIO_GROUP_GET_STATUS, &gs) || !(gs.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: IOMMU group %d is not viable (bind every device "
+			   "of /sys/kernel/iommu_groups/%d/devices to vfio-pci)", b->bdf, group, group);
+		close(g);
+		return -EBUSY;
+	}
+	if (ioctl(g, VFIO_GROUP_SET_CONTAINER, &b->container) ||
+	    (!b->ngroups && ioctl(b->container, VFIO_SET_IOMMU,
+				  ioctl(b->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) > 0
+					  ? VFIO_TYPE1v2_IOMMU : VFIO_TYPE1_IOMMU))) {
+		int err = -errno;
+
+		/* EPERM from VFIO_SET_IOMMU: no interrupt remapping (intel-iommu intremap=off) */
+		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: IOMMU group %d: %s: %s", b->bdf, group,
+			   b->ngroups ? "cannot join the container" : "no type1 IOMMU", strerror(errno));
+		close(g);
+		return err;
+	}
+	b->group_fd[b->ngroups] = g;
+	b->group_num[b->ngroups++] = group;
+	*fd = g;
+	return 0;
+}
+
+/* Sets Memory Space and Bus Master in the COMMAND register of the vfio device @fd. */
+static int vfio_enable_master(struct pci_be *b, int fd, const char *name)
+{
+	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	uint16_t cmd;
+
+	if (ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, &ri) ||
+	    pread(fd, &cmd, 2, (off_t)(ri.offset + 4)) != 2)
+		goto fail;
+	cmd |= 0x6; /* PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER (host byte order: x86 and friends) */
+	if (pwrite(fd, &cmd, 2, (off_t)(ri.offset + 4)) == 2)
+		return 0;
+fail:
+	maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: %s: COMMAND register: %s", b->bdf, name, strerror(errno));
+	return -errno;
+}
+
 static int vfio_bar(struct maptbl_hw *hw, unsigned fn, struct bar **out)
 {
 	struct pci_be *b = be_of(hw);
 	struct bar *bar = &b->bars[fn];
 	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX };
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], req[PATH_MAX + 64];
 	const char *name;
-	int fd, group;
+	int fd, group, gfd = -1, err;
 	void *p;
 
 	if (fn > MAPTBL_HW_MAX_VFS)
@@ -418,35 +493,75 @@ static int vfio_bar(struct maptbl_hw *hw, unsigned fn, struct bar **out)
 		*out = bar;
 		return 0;
 	}
-	if (fn_dir(b, fn, dir, sizeof(dir)) || iommu_group_of(dir, &group))
+	if (fn_dir(b, fn, dir, sizeof(dir)))
 		return -ENODEV;
-	if (fn) { /* a VF: only reachable through our group */
-		int g0;
-		char d0[PATH_MAX];
-
-		fn_dir(b, 0, d0, sizeof(d0));
-		if (iommu_group_of(d0, &g0) || g0 != group) {
-			maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: VF %u is in IOMMU group %d, not ours", b->bdf,
-				   fn, group);
-			return -EOPNOTSUPP;
-		}
+	if (iommu_group_of(dir, &group)) {
+		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: %s has no IOMMU group (is the IOMMU on?)", b->bdf,
+			   dir);
+		return -ENODEV;
 	}
+	if ((err = vfio_group(b, group, &gfd)))
+		return err;
 	name = strrchr(dir, '/');
 	name = name ? name + 1 : dir;
-	fd = ioctl(b->group, VFIO_GROUP_GET_DEVICE_FD, name);
+	/*
+	 * vfio-pci asks for the VF token (a UUID the PF's user sets) from every user of a VF whose
+	 * PF is bound to vfio-pci, and from the PF's own user while VFs are in use
+	 * (Documentation/driver-api/vfio-pci-device-specific-driver-acceptance and
+	 * vfio_pci_validate_vf_token()).
+	 */
+	if (fn || b->vf_token[0])
+		snprintf(req, sizeof(req), "%s vf_token=%s", name, b->vf_token);
+	else
+		snprintf(req, sizeof(req), "%s", name);
+	fd = ioctl(gfd, VFIO_GROUP_GET_DEVICE_FD, req);
 	if (fd < 0) {
-		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: device %s: %s", b->bdf, name, strerror(errno));
-		return -errno;
+		err = -errno;
+		if (errno == EACCES && !fn)
+			maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: the VFs are in use: give their VF token "
+				   "(vfio:%s,vf_token=UUID)", b->bdf, b->bdf);
+		else
+			maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: device %s: %s%s", b->bdf, name,
+				   strerror(errno), errno == EACCES ? " (wrong VF token)" : "");
+		return err;
 	}
-	if (ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, &ri)) {
-		int err = -errno;
+	if (!fn && !b->vf_token[0]) {
+		/* Our own token; a PF without SR-IOV has none (ENOTTY): its VFs need none. */
+		uint32_t ftbuf[(sizeof(struct vfio_device_feature) + 16) / 4] = { 0 };
+		struct vfio_device_feature *ft = (struct vfio_device_feature *)ftbuf;
+		FILE *r = fopen("/proc/sys/kernel/random/uuid", "re");
 
+		if (!r || !fgets(b->vf_token, sizeof(b->vf_token), r) || strlen(b->vf_token) != 36) {
+			b->vf_token[0] = 0;
+		} else {
+			ft->argsz = sizeof(ftbuf);
+			ft->flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PCI_VF_TOKEN;
+			for (unsigned i = 0, j = 0; i < 16; i++, j += 2) {
+				j += b->vf_token[j] == '-';
+				sscanf(b->vf_token + j, "%2hhx", &ft->data[i]);
+			}
+			if (ioctl(fd, VFIO_DEVICE_FEATURE, ft) && errno != ENOTTY)
+				maptbl_log(MAPTBL_LOG_WARN, "vfio:%s: cannot set a VF token: %s",
+					   b->bdf, strerror(errno));
+		}
+		if (r)
+			fclose(r);
+	}
+	if (ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, &ri) || (err = vfio_enable_master(b, fd, name))) {
+		err = err ? err : -errno;
 		close(fd);
 		return err;
 	}
 	bar->fd = fd;
 	bar->off = ri.offset;
 	bar->len = (size_t)ri.size;
+	if (bar->len < (fn ? MAPTBL_HW_VF_BAR_SIZE : MAPTBL_HW_PF_BAR_SIZE)) {
+		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: %s: BAR0 of %zu bytes is too small", b->bdf, name,
+			   bar->len);
+		close(fd);
+		bar->fd = 0;
+		return -EPROTO;
+	}
 	if (ri.flags & VFIO_REGION_INFO_FLAG_MMAP) {
 		p = mmap(NULL, bar->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)ri.offset);
 		if (p != MAP_FAILED)
@@ -457,42 +572,36 @@ static int vfio_bar(struct maptbl_hw *hw, unsigned fn, struct bar **out)
 	return 0;
 }
 
+/* "BDF" or "BDF,vf_token=UUID". */
 static int vfio_open(struct maptbl_hw *hw, const char *arg)
 {
-	struct vfio_group_status gs = { .argsz = sizeof(gs) };
+	static const char key[] = ",vf_token=";
+	const char *tok = strstr(arg, key);
+	char bdf[64];
 	struct pci_be *b;
 	struct bar *bar;
-	char dir[PATH_MAX], path[64];
-	int err = common_open(hw, arg, true), group;
+	size_t n = tok ? (size_t)(tok - arg) : strlen(arg);
+	int err;
 
-	if (err)
+	if (n >= sizeof(bdf) || (tok && strlen(tok + sizeof(key) - 1) != 36)) {
+		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: not BDF or BDF,vf_token=UUID", arg);
+		return -EINVAL;
+	}
+	memcpy(bdf, arg, n);
+	bdf[n] = 0;
+	if ((err = common_open(hw, bdf, true)))
 		return err;
 	b = be_of(hw);
-	fn_dir(b, 0, dir, sizeof(dir));
-	if (iommu_group_of(dir, &group)) {
-		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: no IOMMU group (is the IOMMU on?)", b->bdf);
-		err = -ENODEV;
-		goto fail;
-	}
-	snprintf(path, sizeof(path), "/dev/vfio/%d", group);
+	if (tok)
+		snprintf(b->vf_token, sizeof(b->vf_token), "%s", tok + sizeof(key) - 1);
 	b->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
-	b->group = b->container < 0 ? -1 : open(path, O_RDWR | O_CLOEXEC);
-	if (b->group < 0) {
+	if (b->container < 0) {
 		err = errno == ENOENT ? -ENODEV : -errno;
-		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: %s: %s (bound to vfio-pci?)", b->bdf,
-			   b->container < 0 ? "/dev/vfio/vfio" : path, strerror(errno));
+		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: /dev/vfio/vfio: %s (vfio module loaded?)", b->bdf,
+			   strerror(errno));
 		goto fail;
 	}
-	if (ioctl(b->group, VFIO_GROUP_GET_STATUS, &gs) || !(gs.flags & VFIO_GROUP_FLAGS_VIABLE) ||
-	    ioctl(b->group, VFIO_GROUP_SET_CONTAINER, &b->container) ||
-	    ioctl(b->container, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU)) {
-		maptbl_log(MAPTBL_LOG_ERROR, "vfio:%s: IOMMU group %d not usable: %s", b->bdf, group,
-			   errno ? strerror(errno) : "not viable (bind every device of the group)");
-		err = -EBUSY;
-		goto fail;
-	}
-	err = vfio_bar(hw, 0, &bar);
-	if (!err)
+	if (!(err = vfio_bar(hw, 0, &bar)))
 		return 0;
 fail:
 	pci_close(hw);

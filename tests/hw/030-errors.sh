@@ -40,6 +40,8 @@ expect 1 "emu:$WORK/none.sock: No such file" "$MAPTBL" push --dev "emu:$WORK/non
 expect 1 "pci:0000:ff:1f.7: no such PCI device" "$MAPTBL" push --dev pci:0000:ff:1f.7 --vf 1 "$WORK/t.mtb"
 expect 1 "vfio:0000:ff:1f.7: no such PCI device" "$MAPTBL" vf list --dev vfio:0000:ff:1f.7
 expect 1 "not a PCI address" "$MAPTBL" vf list --dev pci:nonsense
+expect 1 "vfio:0000:ff:1f.7,vf_token=bad: not BDF or BDF,vf_token=UUID" "$MAPTBL" vf list --dev vfio:0000:ff:1f.7,vf_token=bad
+expect 1 "vfio:0000:ff:1f.7: no such PCI device" "$MAPTBL" vf list --dev vfio:0000:ff:1f.7,vf_token=5e1f2d3c-0a4b-4c6d-8e9f-001122334455
 expect 1 "bogus: not a device name" "$MAPTBL" vf list --dev bogus
 expect 2 "no device" env -u MAPTBL_DEV "$MAPTBL" vf list
 expect 2 "--vf '65' is not a VF number" "$MAPTBL" push --dev "$D" --vf 65 "$WORK/t.mtb"

@@ -4,14 +4,13 @@
  * VF through its request/completion rings to standard output, or write a file into it at a
  * block, with libmaptbl-hw's queue API (the same path as the nbdkit plugin, on pci:/vfio:).
  *
- *   maptbl-vfrw [--table TABLE] DEV VF read          > OUT
- *   maptbl-vfrw [--table TABLE] DEV VF write LBA FILE
+ *   maptbl-vfrw [--push TABLE] DEV VF read          > OUT
+ *   maptbl-vfrw [--push TABLE] DEV VF write LBA FILE
  *
- * --table gives VF VF the table file TABLE first, from this process's DMA memory, register by
- * register (REGISTERS.md §9.1: NUM_VFS, TABLE_BASE, TABLE_LEN, VIRT_BLOCKS, BLOCK_SIZE, CTRL).
- * This is a workaround, not a second driver: libmaptbl-hw's pci: backend unmaps a "persistent"
- * DMA buffer in pci_dma_free(), so after maptbl_hw_vf_push() (and 'maptbl push --hold') the
- * table's hugepage is back in the kernel's pool and the next allocation zeroes and reuses it.
+ * --push pushes the table file TABLE to VF VF first, with maptbl_hw_vf_push() in this process:
+ * on vfio: one process holds the PF's IOMMU group and its VF token, so pushing and reading the
+ * VF happen in the same process (the table lives until the process ends). Every I/O waits at
+ * most MAPTBL_VFRW_TIMEOUT_MS (default 30000) milliseconds.
  *
  * Exit: 0 done, 1 the device refused or failed (the status is printed), 2 usage, 3 the device
  * could not be opened.
@@ -24,8 +23,16 @@
 
 #include <maptbl/format.h>
 #include <maptbl/hw.h>
+#include <maptbl/maptbl.h>
 
 #define CHUNK_BLOCKS 256u
+
+static int io_timeout(void)
+{
+	const char *e = getenv("MAPTBL_VFRW_TIMEOUT_MS");
+
+	return e && atoi(e) > 0 ? atoi(e) : 30000;
+}
 
 static int fail(const char *what, int err, const struct maptbl_hw_io *io)
 {
@@ -46,7 +53,7 @@ static int do_read(struct maptbl_hw_queue *q)
 	for (uint64_t lba = 0; lba < n; lba += CHUNK_BLOCKS) {
 		uint64_t k = n - lba < CHUNK_BLOCKS ? n - lba : CHUNK_BLOCKS;
 		struct maptbl_hw_io io = { .opcode = MAPTBL_OP_READ, .lba = lba, .nblocks = k,
-					   .buf = buf, .timeout_ms = 30000 };
+					   .buf = buf, .timeout_ms = io_timeout() };
 		int err = maptbl_hw_queue_io(q, &io);
 
 		if (err) {
@@ -80,7 +87,7 @@ static int do_write(struct maptbl_hw_queue *q, uint64_t lba, const char *path)
 	while ((got = fread(buf, 1, (size_t)CHUNK_BLOCKS * bs, f)) > 0) {
 		uint64_t k = (got + bs - 1) / bs;
 		struct maptbl_hw_io io = { .opcode = MAPTBL_OP_WRITE, .lba = lba, .nblocks = k,
-					   .buf = buf, .timeout_ms = 30000 };
+					   .buf = buf, .timeout_ms = io_timeout() };
 		int err;
 
 		memset(buf + got, 0, (size_t)(k * bs - got));
@@ -95,67 +102,58 @@ static int do_write(struct maptbl_hw_queue *q, uint64_t lba, const char *path)
 	return rc;
 }
 
-/* Give VF @p vf the table in file @p path, from DMA memory that lives until maptbl_hw_close(). */
-static int give_table(struct maptbl_hw *hw, unsigned vf, const char *path)
+/*
+ * Push the table in file @p path to VF @p vf with maptbl_hw_vf_push() (the library's path, as
+ * 'maptbl push'): its DMA memory lives until maptbl_hw_close(), *t until the caller frees it.
+ */
+static int push_table(struct maptbl_hw *hw, unsigned vf, const char *path, void **buf,
+		      struct maptbl_table **t)
 {
-	struct maptbl_header h;
-	struct maptbl_hw_dma *dma = NULL;
-	uint32_t cfg = MAPTBL_REG_PF_VFCFG(vf), st = 0;
+	struct maptbl_hw_push_opts po;
 	FILE *f = fopen(path, "rb");
-	long len;
+	long len = -1;
 	int err;
 
-	if (!f || fseek(f, 0, SEEK_END) || (len = ftell(f)) < (long)sizeof(h) || fseek(f, 0, SEEK_SET) ||
-	    fread(&h, sizeof(h), 1, f) != 1 || fseek(f, 0, SEEK_SET)) {
-		fprintf(stderr, "maptbl-vfrw: %s: cannot read a table header\n", path);
-		if (f)
-			fclose(f);
-		return 1;
-	}
-	if ((err = maptbl_hw_dma_alloc(hw, (size_t)len, 0, &dma)) ||
-	    fread(maptbl_hw_dma_ptr(dma), (size_t)len, 1, f) != 1) {
+	if (f && !fseek(f, 0, SEEK_END) && (len = ftell(f)) > 0 && !fseek(f, 0, SEEK_SET) &&
+	    (*buf = malloc((size_t)len)) && fread(*buf, (size_t)len, 1, f) != 1)
+		len = -1;
+	if (f)
 		fclose(f);
-		return fail("table DMA memory", err ? err : -EIO, NULL);
-	}
-	fclose(f);
-	if ((err = maptbl_hw_set_num_vfs(hw, vf)) ||
-	    (err = maptbl_hw_write32(hw, 0, cfg + MAPTBL_VFCFG_CTRL, 0)) ||
-	    (err = maptbl_hw_write64(hw, 0, cfg + MAPTBL_VFCFG_TABLE_BASE, maptbl_hw_dma_addr(dma))) ||
-	    (err = maptbl_hw_write64(hw, 0, cfg + MAPTBL_VFCFG_TABLE_LEN, (uint64_t)len)) ||
-	    (err = maptbl_hw_write64(hw, 0, cfg + MAPTBL_VFCFG_VIRT_BLOCKS,
-				     maptbl_le64_to_cpu(h.virtual_blocks))) ||
-	    (err = maptbl_hw_write32(hw, 0, cfg + MAPTBL_VFCFG_BLOCK_SIZE,
-				     maptbl_le32_to_cpu(h.block_size))) ||
-	    (err = maptbl_hw_write32(hw, 0, cfg + MAPTBL_VFCFG_CTRL, MAPTBL_VFCFG_CTRL_ENABLE)) ||
-	    (err = maptbl_hw_read32(hw, 0, cfg + MAPTBL_VFCFG_STATUS, &st)))
-		return fail("table registers", err, NULL);
-	if (!(st & MAPTBL_VFCFG_STATUS_ENABLED)) {
-		fprintf(stderr, "maptbl-vfrw: VF %u refused %s: %s\n", vf, path,
-			maptbl_hw_terr_name(st >> MAPTBL_VFCFG_STATUS_TERR_SHIFT &
-					    MAPTBL_VFCFG_STATUS_TERR_MASK));
+	if (len <= 0 || !*buf) {
+		fprintf(stderr, "maptbl-vfrw: %s: cannot read the table\n", path);
 		return 1;
 	}
-	return 0;	/* dma is freed by maptbl_hw_close() */
+	if ((err = maptbl_table_open(*buf, (size_t)len, NULL, t))) {
+		fprintf(stderr, "maptbl-vfrw: %s: not a table: %s\n", path, strerror(-err));
+		return 1;
+	}
+	maptbl_hw_push_opts_init(&po, sizeof(po));
+	po.label = path;
+	if ((err = maptbl_hw_vf_push(hw, vf, *t, &po)))
+		return fail("push", err, NULL);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	const char *table = NULL;
 	struct maptbl_hw *hw = NULL;
+	struct maptbl_table *t = NULL;
+	void *tbuf = NULL;
 	struct maptbl_hw_queue *q = NULL;
 	char *end;
 	unsigned long vf;
 	int err, rc;
 
-	if (argc > 2 && !strcmp(argv[1], "--table")) {
+	if (argc > 2 && !strcmp(argv[1], "--push")) {
 		table = argv[2];
 		argv += 2;
 		argc -= 2;
 	}
 	if (argc < 4 || ((strcmp(argv[3], "read") || argc != 4) &&
 			 (strcmp(argv[3], "write") || argc != 6))) {
-		fprintf(stderr, "usage: maptbl-vfrw [--table TABLE] DEV VF read > OUT\n"
-				"       maptbl-vfrw [--table TABLE] DEV VF write LBA FILE\n");
+		fprintf(stderr, "usage: maptbl-vfrw [--push TABLE] DEV VF read > OUT\n"
+				"       maptbl-vfrw [--push TABLE] DEV VF write LBA FILE\n");
 		return 2;
 	}
 	vf = strtoul(argv[2], &end, 10);
@@ -167,13 +165,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "maptbl-vfrw: %s: %s\n", argv[1], strerror(-err));
 		return 3;
 	}
-	if (table && (rc = give_table(hw, (unsigned)vf, table))) {
-		maptbl_hw_close(hw);
-		return rc;
-	}
+	if (table && (rc = push_table(hw, (unsigned)vf, table, &tbuf, &t)))
+		goto out;
 	if ((err = maptbl_hw_queue_open(hw, (unsigned)vf, 64, &q))) {
-		maptbl_hw_close(hw);
-		return fail("queue open", err, NULL);
+		rc = fail("queue open", err, NULL);
+		goto out;
 	}
 	if (!strcmp(argv[3], "read")) {
 		rc = do_read(q);
@@ -184,6 +180,9 @@ int main(int argc, char **argv)
 			  : do_write(q, lba, argv[5]);
 	}
 	maptbl_hw_queue_close(q);
+out:
 	maptbl_hw_close(hw);
+	maptbl_table_free(t);
+	free(tbuf);
 	return rc;
 }

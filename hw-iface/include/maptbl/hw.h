@@ -4,7 +4,9 @@
  *
  * Open a device by name: "emu:/path/to.sock" (the standalone emulator maptbl-emu(8)),
  * "pci:DDDD:BB:DD.F" (a PCI function through sysfs: resource0 and DMA memory from hugepages,
- * needs root) or "vfio:DDDD:BB:DD.F" (a function bound to vfio-pci). Then: enable VFs, allocate
+ * needs root) or "vfio:DDDD:BB:DD.F[,vf_token=UUID]" (a function bound to vfio-pci, behind an
+ * IOMMU; its VFs are opened with the VF token given, or with one the library sets on the PF:
+ * REGISTERS.md §11.6). Then: enable VFs, allocate
  * DMA memory, push a table to a VF, read a VF's state and counters, destroy a VF, service the
  * fault queue (read entries, acknowledge, walk again), and do block I/O through a function's own
  * rings (what a VM's driver does; the nbdkit plugin uses it).
@@ -137,10 +139,12 @@ MAPTBL_API int maptbl_hw_open_opts_init(struct maptbl_hw_open_opts *opts, size_t
 MAPTBL_API int maptbl_hw_push_opts_init(struct maptbl_hw_push_opts *opts, size_t sz);
 
 /**
- * @brief Open the device @p dev ("emu:PATH", "pci:BDF", "vfio:BDF") and check its ID and major
- * version.
+ * @brief Open the device @p dev ("emu:PATH", "pci:BDF", "vfio:BDF[,vf_token=UUID]") and check
+ * its ID and major version.
  * @return 0 and *out; -ENODEV (no such device or socket), -EPROTO (not a maptbl device, another
- * major version), -EACCES, -EINVAL (malformed name or opts), -ENOMEM.
+ * major version), -EACCES (vfio: the PF's VFs are in use and no or another VF token was given),
+ * -EBUSY (vfio: the IOMMU group is held or not viable), -EINVAL (malformed name or opts),
+ * -ENOMEM.
  */
 MAPTBL_API int maptbl_hw_open(const char *dev, const struct maptbl_hw_open_opts *opts,
 			      struct maptbl_hw **out);
