@@ -19,7 +19,7 @@
 
 static const char *const stats_usage[] = {
 	"maptbl stats [--json | --yaml] [--per-file [--csv]] [--plot FILE.svg] [--top N]\n"
-	"             [--threads N] [--cross-mounts] [PATH...]\n"
+	"             [--threads N] [--cross-mounts] [--bulkstat[=counts] | --no-bulkstat] [PATH...]\n"
 	"       maptbl stats [--json | --yaml] [--per-file [--csv]] [--plot FILE.svg] [--top N]\n"
 	"             --image IMG...\n"
 	"       maptbl stats [--json | --yaml] [--plot FILE.svg] [--top N] --merge FILE...",
@@ -45,6 +45,14 @@ static const char *const stats_usage[] = {
 	"  --top N          keep the N most fragmented files (default 10)",
 	"  --threads N      walker threads (default: the online cores)",
 	"  --cross-mounts   descend into other filesystems",
+	"  --bulkstat[=MODE] a PATH that is the root directory of an XFS filesystem is read with",
+	"                   XFS_IOC_BULKSTAT instead of a walk (needs CAP_SYS_ADMIN; the default",
+	"                   there, as root, without --per-file and --cross-mounts). MODE 'exact'",
+	"                   (default): files with a block are opened by handle, every number is the",
+	"                   walk's. 'counts': files with one extent record are not opened (extents",
+	"                   exact, their unwritten and shared records not seen). Given, a PATH it",
+	"                   cannot read is an error (exit 3); by default the walk is used ('-v' says why)",
+	"  --no-bulkstat    always walk",
 	"  --image IMG      read the unmounted ext2/3/4 image or device IMG through libext2fs",
 	"                   instead of walking PATHs (repeatable): an inode scan, every in-use",
 	"                   regular inode once, counted as filefrag counts the mounted file; with",
@@ -563,10 +571,42 @@ static int parse_count(struct cli *cli, const char *opt, const char *arg, uint64
 	return 0;
 }
 
+/*
+ * PATH through XFS bulkstat where it applies (REQUIRED: or fail), else the walk. Says on stderr
+ * which, with --verbose.
+ */
+static int scan_bulkstat(struct cli *cli, struct maptbl_stats_acc *acc, const char *path,
+			 const struct maptbl_scan_opts *sc, int required, uint32_t flags,
+			 bool *reported)
+{
+	int err = maptbl_stats_xfs(acc, path, sc, flags);
+
+	if (err != -EOPNOTSUPP && err != -EPERM) {
+		if (!err && cli->verbose)
+			fprintf(stderr, "maptbl stats: %s: XFS bulkstat (%s)\n", path,
+				flags & MAPTBL_STATS_XFS_COUNTS ? "counts" : "exact");
+		return err;
+	}
+	if (required) {
+		cli_error(cli, "%s: --bulkstat: %s", path,
+			  err == -EPERM ? "XFS_IOC_BULKSTAT needs CAP_SYS_ADMIN"
+					: "not the root directory of an XFS filesystem with "
+					  "XFS_IOC_BULKSTAT");
+		*reported = true;
+		return err;
+	}
+	if (cli->verbose)
+		fprintf(stderr, "maptbl stats: %s: walking the tree (no XFS bulkstat: %s)\n", path,
+			err == -EPERM ? "it needs CAP_SYS_ADMIN"
+				      : "not the root directory of an XFS filesystem");
+	return maptbl_stats_scan(acc, path, sc);
+}
+
 /* The command proper; IMAGES has room for every argument (do_stats() owns it). */
 static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 {
-	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE, O_IMAGE, O_YAML, O_PLOT };
+	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE, O_IMAGE, O_YAML, O_PLOT,
+	       O_BULKSTAT, O_NO_BULKSTAT };
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "yaml", no_argument, NULL, O_YAML },
@@ -578,6 +618,8 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 		{ "cross-mounts", no_argument, NULL, O_CROSS },
 		{ "merge", no_argument, NULL, O_MERGE },
 		{ "image", required_argument, NULL, O_IMAGE },
+		{ "bulkstat", optional_argument, NULL, O_BULKSTAT },
+		{ "no-bulkstat", no_argument, NULL, O_NO_BULKSTAT },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char *const dot[] = { ".", NULL };
@@ -588,6 +630,10 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 	struct maptbl_stats_acc *acc = NULL;
 	struct out o = { .fmt = STATS_TEXT };
 	bool yaml = false;
+	/* XFS bulkstat: -1 never, 0 where it applies (default), 1 required; its flags */
+	int bulkstat = 0;
+	uint32_t bs_flags = 0;
+	bool reported = false;
 	struct progress prog = { 0 };
 	int nimages = 0;
 	char *const *paths;
@@ -631,6 +677,17 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 		case O_PLOT:
 			o.plot = optarg;
 			break;
+		case O_BULKSTAT:
+			bulkstat = 1;
+			if (optarg && !strcmp(optarg, "counts"))
+				bs_flags = MAPTBL_STATS_XFS_COUNTS;
+			else if (optarg && strcmp(optarg, "exact"))
+				return cli_usage_error(cli, "--bulkstat: '%s' is not 'exact' or 'counts'",
+						       optarg);
+			break;
+		case O_NO_BULKSTAT:
+			bulkstat = -1;
+			break;
 		default:
 			return cli_bad_option(cli, c, argv);
 		}
@@ -649,6 +706,9 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 	if (nimages && (merge || cross || threads || optind < argc))
 		return cli_usage_error(cli, "--image IMG takes no PATH, --merge, --threads or "
 				       "--cross-mounts");
+	if (bulkstat > 0 && (nimages || merge || per_file || cross))
+		return cli_usage_error(cli, "--bulkstat reads PATHs without --image, --merge, "
+				       "--per-file or --cross-mounts");
 	if (merge) {
 		if (per_file || cross || threads)
 			return cli_usage_error(cli, "--merge takes only --json, --yaml, --plot and --top");
@@ -700,13 +760,21 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 	 * PATH could be scanned.
 	 */
 	for (i = 0; i < np; i++) {
-		err = nimages ? maptbl_stats_image(acc, paths[i], &sc)
-			     : maptbl_stats_scan(acc, paths[i], &sc);
+		reported = false;
+		if (nimages)
+			err = maptbl_stats_image(acc, paths[i], &sc);
+		else if (bulkstat < 0 || per_file || cross)
+			err = maptbl_stats_scan(acc, paths[i], &sc);
+		else
+			err = scan_bulkstat(cli, acc, paths[i], &sc, bulkstat, bs_flags,
+					   &reported);
 		progress_end(&prog);
 		if (err) {
 			/* the library's message names the image and the problem */
 			if (!cli->json && nimages && err != -ENOMEM && cli_last_log())
 				cli_error(cli, "%s", cli_last_log());
+			else if (reported)
+				; /* by scan_bulkstat() */
 			else if (!cli->json)
 				cli_error(cli, "%s: %s", paths[i], strerror(-err));
 			if (!status) {
@@ -721,7 +789,7 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 	}
 	if (!scanned && cli->json && nimages && first_err != -ENOMEM && cli_last_log())
 		cli_error(cli, "%s", cli_last_log());
-	else if (!scanned && cli->json)
+	else if (!scanned && cli->json && !reported)
 		cli_error(cli, "%s: %s", first_path, strerror(-first_err));
 	if (scanned) {
 		struct maptbl_stats_summary s;

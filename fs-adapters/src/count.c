@@ -4,6 +4,7 @@
  * time: shared by the FIEMAP measurement (stats.c), the ext4 image scan (stats_image.c) and the
  * btrfs measurement from extent items (btrfs.c), so that all count alike.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include <maptbl/stats.h>
@@ -81,4 +82,42 @@ int mtfs_count_finish(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_
 	f->table_nodes = est.nodes;
 	f->table_depth = est.depth;
 	return 0;
+}
+
+/* A bounded min-heap of @cap elements of @sz bytes (at most 64): @cand replaces the least when
+ * it is not less than it (by @less). */
+void mtfs_heap_offer(void *base, size_t *n, size_t cap, size_t sz, const void *cand,
+		     bool (*less)(const void *a, const void *b))
+{
+	unsigned char *h = base, t[64];
+	size_t i;
+
+	if (!cap || sz > sizeof(t))
+		return;
+#define EL(k) (h + (k) * sz)
+#define SWAP(a, b) (memcpy(t, EL(a), sz), memcpy(EL(a), EL(b), sz), memcpy(EL(b), t, sz))
+	if (*n < cap) {
+		i = (*n)++;
+		memcpy(EL(i), cand, sz);
+		for (; i && less(EL(i), EL((i - 1) / 2)); i = (i - 1) / 2)
+			SWAP(i, (i - 1) / 2);
+		return;
+	}
+	if (!less(EL(0), cand))
+		return;
+	memcpy(EL(0), cand, sz);
+	for (i = 0;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < *n && less(EL(l), EL(m)))
+			m = l;
+		if (r < *n && less(EL(r), EL(m)))
+			m = r;
+		if (m == i)
+			break;
+		SWAP(i, m);
+		i = m;
+	}
+#undef SWAP
+#undef EL
 }

@@ -9,6 +9,8 @@
 #ifndef MAPTBL_FS_INTERNAL_H
 #define MAPTBL_FS_INTERNAL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -116,6 +118,13 @@ void mtfs_count_record(struct mtfs_count *c, struct maptbl_file_stats *f, uint64
 		       uint64_t physical, uint64_t length, uint32_t flags);
 /* Holes after the end, blocks, the table's size. 0 or -errno of maptbl_table_estimate(). */
 int mtfs_count_finish(struct mtfs_count *c, struct maptbl_file_stats *f, uint64_t size);
+/* Measures the open regular file @fd with FIEMAP (the walk's measurement): adds to *f (zeroed by
+ * the caller). 0 or -errno (-EOPNOTSUPP: no FIEMAP). */
+int mtfs_stats_measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_stats *f);
+/* A bounded min-heap (the top lists by inode): @cand (@sz <= 64 bytes) is added while fewer than
+ * @cap, else replaces the least element when that is less than it. */
+void mtfs_heap_offer(void *base, size_t *n, size_t cap, size_t sz, const void *cand,
+		     bool (*less)(const void *a, const void *b));
 /* Copies caller's opts of size opts->sz into dst (known bytes); -EINVAL for a bad sz or
  * non-zero bytes past the known fields. */
 int mtfs_opts_copy(void *dst, size_t known, const void *opts);

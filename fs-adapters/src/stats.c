@@ -994,7 +994,7 @@ out:
  */
 #define FIEMAP_BATCH 64
 
-static int measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_stats *f)
+int mtfs_stats_measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file_stats *f)
 {
 	union {
 		struct fiemap fm;
@@ -1084,7 +1084,7 @@ static int stats_at(int dirfd, const char *name, uint32_t bs, int btrfs,
 		err = -EPERM;
 	}
 	if (err == -EPERM) /* not btrfs, or no CAP_SYS_ADMIN for the tree search */
-		err = measure_fd(fd, out->size, bs, out);
+		err = mtfs_stats_measure_fd(fd, out->size, bs, out);
 out:
 	close(fd);
 	return err;

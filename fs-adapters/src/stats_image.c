@@ -186,52 +186,22 @@ static int count_error(struct img *g, const char *path, ext2_ino_t ino, int err)
 /* ---- the top list by inode (summary mode) ---- */
 
 /* Fewer extents first; at equal extents the higher inode number is the lesser. */
-static bool itop_less(const struct itop *a, const struct itop *b)
+_Static_assert(sizeof(struct itop) <= 64, "mtfs_heap_offer() elements are at most 64 bytes");
+
+static bool itop_less(const void *x, const void *y)
 {
+	const struct itop *a = x, *b = y;
+
 	if (a->extents != b->extents)
 		return a->extents < b->extents;
 	return a->ino > b->ino;
 }
 
-static void itop_swap(struct itop *h, size_t i, size_t j)
-{
-	struct itop t = h[i];
-
-	h[i] = h[j];
-	h[j] = t;
-}
-
 static void itop_offer(struct img *g, ext2_ino_t ino, const struct maptbl_file_stats *f)
 {
 	struct itop cand = { f->extents, f->size, ino, NULL };
-	size_t i;
 
-	if (!g->top_n)
-		return;
-	if (g->ntop < g->top_n) {
-		i = g->ntop++;
-		g->top[i] = cand;
-		while (i && itop_less(&g->top[i], &g->top[(i - 1) / 2])) {
-			itop_swap(g->top, i, (i - 1) / 2);
-			i = (i - 1) / 2;
-		}
-		return;
-	}
-	if (!itop_less(&g->top[0], &cand))
-		return;
-	g->top[0] = cand;
-	for (i = 0;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < g->ntop && itop_less(&g->top[l], &g->top[m]))
-			m = l;
-		if (r < g->ntop && itop_less(&g->top[r], &g->top[m]))
-			m = r;
-		if (m == i)
-			break;
-		itop_swap(g->top, i, m);
-		i = m;
-	}
+	mtfs_heap_offer(g->top, &g->ntop, g->top_n, sizeof(cand), &cand, itop_less);
 }
 
 /* ---- the directory walk ---- */

@@ -266,6 +266,34 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 MAPTBL_API int maptbl_stats_image(struct maptbl_stats_acc *acc, const char *image,
 				  const struct maptbl_scan_opts *opts);
 
+/** maptbl_stats_xfs(): files with one extent record are not opened either (see there). */
+#define MAPTBL_STATS_XFS_COUNTS 0x1u
+
+/**
+ * @brief Add every regular file of the mounted XFS filesystem whose root directory is @p path to
+ * @p acc, from XFS_IOC_BULKSTAT instead of a directory walk (needs CAP_SYS_ADMIN).
+ *
+ * The allocation groups are bulkstatted by opts->threads threads. A file with no extent record
+ * and no allocated block is measured from its inode; every other file is opened by handle and
+ * measured with FIEMAP as maptbl_stats_scan() measures it, so every count equals the walk's
+ * (and filefrag's). With MAPTBL_STATS_XFS_COUNTS, files with one record are not opened: their
+ * extents and records are 1 (exact), their blocks the inode's allocated blocks, a hole after them
+ * when the size is larger; their unwritten and shared records are not seen (counted 0).
+ * A file with several names counts once per name, as in the walk; files the walk cannot reach
+ * (under a directory another filesystem is mounted on) count too, unlinked open files do not.
+ * Only the top list's files get names (ties go by inode number, then by path), found by one walk
+ * of the directory tree that stops when all are found; a name not found is "<inode N>".
+ * Files that vanish or fail are counted as errors ("<inode N>") and the scan goes on.
+ * opts->per_file and opts->cross_mounts are not supported (-EINVAL): use maptbl_stats_scan().
+ * @param flags 0 or MAPTBL_STATS_XFS_COUNTS
+ * @return 0 when the scan finished; -EOPNOTSUPP when @p path is not the root directory of an XFS
+ *         filesystem or the kernel has no XFS_IOC_BULKSTAT (the reason in the log, at INFO);
+ *         -EPERM without CAP_SYS_ADMIN; -EINVAL; -ENOMEM; other -errno of opening @p path.
+ *         Nothing is added on an error, except files counted before -ENOMEM.
+ */
+MAPTBL_API int maptbl_stats_xfs(struct maptbl_stats_acc *acc, const char *path,
+				const struct maptbl_scan_opts *opts, uint32_t flags);
+
 #ifdef __cplusplus
 }
 #endif
