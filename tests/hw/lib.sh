@@ -58,3 +58,40 @@ start_nbd() {
 	PIDS+=($!)
 	wait_socket "$3" || exit 1
 }
+
+# start_serve LOG [vf serve options]: the fault service (maptbl vf serve --json) in the
+# background on $MAPTBL_DEV, its JSON lines in LOG; returns once it owns the fault queue (its
+# pidfile exists). Sets SERVE_PID.
+start_serve() {
+	local log=$1 i
+	shift
+	rm -f "$WORK/serve.pid"
+	"$MAPTBL" --json vf serve --pidfile "$WORK/serve.pid" "$@" >>"$log" 2>>"$WORK/serve.err" &
+	SERVE_PID=$!
+	PIDS+=($SERVE_PID)
+	for i in $(seq 50); do
+		[ -s "$WORK/serve.pid" ] && return 0
+		kill -0 $SERVE_PID 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "the fault service did not start" >&2
+	cat "$WORK/serve.err" >&2
+	exit 1
+}
+
+# mount_nbdfuse URI DIR: nbdfuse of URI on DIR (file DIR/nbd), undone on exit.
+mount_nbdfuse() {
+	local i
+	mkdir -p "$2"
+	nbdfuse "$2" "$1" &
+	PIDS+=($!)
+	FUSES+=("$2")
+	for i in $(seq 50); do [ -e "$2/nbd" ] && return 0; sleep 0.1; done
+	echo "nbdfuse did not come up on $2" >&2
+	exit 1
+}
+
+# file_range FILE OFFSET LEN: LEN bytes of FILE at OFFSET, read through the filesystem.
+file_range() {
+	dd if="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
+}
