@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# A stalled write survives the fault service (issue #7 §2, §4): the service is stopped (SIGSTOP)
+# while a VM writes into a hole, so the fault is posted to its queue and never answered, then
+# killed (SIGKILL: its fault queue goes with it). The write stays stalled, not failed, not
+# dropped; a new `maptbl vf serve` finds the stalled VF and serves it, and the write completes
+# and is in the file. Also: a second service is refused while one runs (the fault queue has one
+# owner); `vf create --serve` then leaves the new VF to the running service; SIGTERM stops a
+# service cleanly (exit 0, pidfile removed).
+# Needs root, loop devices, FUSE (nbdfuse) and nbdkit; skips (77) without them.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+MAPTBL=${MAPTBL:?} EMU=${MAPTBL_EMU:?} PLUGIN=${MAPTBL_NBD_PLUGIN:?}
+source "$HERE/../fs/lib.sh"
+source "$HERE/lib.sh"
+need_root_and_loop
+for t in nbdkit nbdfuse fusermount3; do
+	command -v $t >/dev/null || skip "no $t"
+done
+[ -e /dev/fuse ] || skip "no /dev/fuse"
+need_fs ext4
+
+K=1024
+mkfs_mount ext4 64M fs -b 4096
+IMG=$MNT/vm.img
+truncate -s 8M "$IMG"
+truncate -s 8M "$MNT/other.img"
+SOCK=$WORK/emu.sock NBDSOCK=$WORK/nbd.sock FUSE=$WORK/fuse LOG=$WORK/serve.log
+start_emu "$WORK/fs.img" "$SOCK"
+export MAPTBL_DEV=emu:$SOCK
+check "vf create" [ "$("$MAPTBL" vf create "$IMG")" = 1 ]
+start_serve "$LOG"
+FIRST=$SERVE_PID
+start_nbd "$SOCK" 1 "$NBDSOCK"
+mount_nbdfuse "nbd+unix:///?socket=$NBDSOCK" "$FUSE"
+
+head -c $((64 * K)) /dev/urandom >"$WORK/a"
+head -c $((64 * K)) /dev/urandom >"$WORK/b"
+dd if="$WORK/a" of="$FUSE/nbd" bs=64K seek=1 conv=notrunc,fsync status=none
+check "a write into a hole is served" [ $? = 0 ]
+
+"$MAPTBL" vf serve --timeout 500 2>"$WORK/second.err"
+check "a second service is refused while one runs (exit 1)" [ $? = 1 ]
+check "... saying the fault queue is taken" grep -q "fault queue is taken" "$WORK/second.err"
+"$MAPTBL" vf create "$MNT/other.img" --serve >"$WORK/create.out" 2>"$WORK/create.err"
+check "vf create --serve with a service running creates the VF and exits 0" [ $? = 0 ]
+check "... printing its number" [ "$(cat "$WORK/create.out")" = 2 ]
+check "... and saying who serves it" grep -q "serves the new VF" "$WORK/create.err"
+
+kill -STOP $FIRST
+dd if="$WORK/b" of="$FUSE/nbd" bs=64K seek=40 conv=notrunc,fsync status=none &
+DD=$!
+stalled=0
+for _ in $(seq 100); do
+	"$MAPTBL" vf list | grep -q stalled && { stalled=1; break; }
+	sleep 0.1
+done
+check "with the service stopped, the write stalls" [ $stalled = 1 ]
+sleep 0.3 # the fault is posted to the stopped service's queue
+kill -KILL $FIRST
+wait $FIRST 2>/dev/null
+sleep 0.5
+check "after the service was killed the writer still waits" kill -0 $DD
+check "... and VF 1 is still stalled" sh -c "'$MAPTBL' vf list | grep -q '^1 .*stalled'"
+check "the killed service served one fault" [ "$(grep -c '"result": "served"' "$LOG")" = 1 ]
+
+: >"$LOG"
+start_serve "$LOG"
+SECOND=$SERVE_PID
+wait $DD
+check "a restarted service serves the stalled write: it completes" [ $? = 0 ]
+check "the restarted service logged it as served" grep -q '"vf": 1, "result": "served", "write": true, "reason": "hole", "lba": 640' "$LOG"
+echo 3 >/proc/sys/vm/drop_caches
+check "the first write is in the file" cmp <(file_range "$IMG" $((64 * K)) $((64 * K))) "$WORK/a"
+check "the write that outlived a service is in the file" cmp <(file_range "$IMG" $((40 * 64 * K)) $((64 * K))) "$WORK/b"
+kill -TERM $SECOND
+wait $SECOND
+check "SIGTERM: the service exits with 0" [ $? = 0 ]
+check "SIGTERM: its pidfile is gone" [ ! -e "$WORK/serve.pid" ]
+[ $FAILED = 0 ] || { cat "$LOG" "$WORK/serve.err"; tail -n 20 "$WORK/emu.log"; }
+exit $FAILED
