@@ -511,6 +511,25 @@ fail:
 	return err;
 }
 
+/*
+ * The blocks to allocate for a write fault on [fstart, fend) of a file of @eof blocks on a VF of
+ * @vb blocks: the allocation units (@au blocks) around the fault, so that sequential writes fault
+ * once per unit; clipped to the VF and, past the end of the file, to the end of the stalled
+ * write, so that the file's size follows the highest block written, never a unit beyond it.
+ */
+static void alloc_range(uint64_t fstart, uint64_t fend, uint64_t eof, uint64_t au, uint64_t vb,
+			uint64_t *lo, uint64_t *hi)
+{
+	uint64_t top = fend > eof ? fend : eof;
+
+	*lo = fstart - fstart % au;
+	*hi = fend % au ? fend + (au - fend % au) : fend;
+	if (*hi > top)
+		*hi = top;
+	if (*hi > vb)
+		*hi = vb;
+}
+
 /* ---- table updates ---- */
 
 /* One update on the VF's table; compacts into a new buffer once when the room runs out. */
@@ -686,14 +705,7 @@ static int serve_fault(struct maptbl_hw_serve *s, unsigned vf, const struct mapt
 	}
 	eof = ((uint64_t)st.st_size + bs - 1) / bs;
 	au = s->o.alloc_unit / bs ? s->o.alloc_unit / bs : 1;
-	/* The allocation unit around the fault, clipped to the VF and, past the end of the file, to
-	 * the end of the stalled write: the file's size follows the highest block written. */
-	lo = fstart - fstart % au;
-	hi = fend % au ? fend + (au - fend % au) : fend;
-	if (hi > (fend > eof ? fend : eof))
-		hi = fend > eof ? fend : eof;
-	if (hi > vb)
-		hi = vb;
+	alloc_range(fstart, fend, eof, au, vb, &lo, &hi);
 	if ((err = allocate(s, vf, v, fstart, fend, &lo, &hi, &x)))
 		goto out;
 	ev->alloc_lba = lo;
