@@ -15,11 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MAPTBL=${MAPTBL:?} EMU=${MAPTBL_EMU:?} PLUGIN=${MAPTBL_NBD_PLUGIN:?}
 source "$HERE/../fs/lib.sh"
 source "$HERE/lib.sh"
-need_root_and_loop
-for t in nbdkit nbdcopy nbdfuse fusermount3; do
-	command -v $t >/dev/null || skip "no $t"
-done
-[ -e /dev/fuse ] || skip "no /dev/fuse"
+need_nbd_fuse nbdcopy
 need_fs ext4
 need_fs xfs
 
@@ -29,37 +25,31 @@ run() { # run FSTYPE SIZE [mkfs options]
 	shift 2
 	echo "--- $fs"
 	mkfs_mount "$fs" "$size" "$fs" "$@"
-	local img=$MNT/vm.img sock=$WORK/$fs.sock nbdsock=$WORK/$fs.nbd fuse=$WORK/$fs.fuse
-	local log=$WORK/$fs.serve.log
+	local img=$MNT/vm.img
 	truncate -s 16M "$img"
 	head -c $((64 * K)) /dev/urandom >"$WORK/head"
 	dd if="$WORK/head" of="$img" conv=notrunc status=none
 	fallocate -o $((4 * M)) -l $M "$img"
 	sync
-	start_emu "$WORK/$fs.img" "$sock"
-	export MAPTBL_DEV=emu:$sock
-	check "$fs: vf create of a 24 MiB VF on a 16 MiB sparse file" \
-		[ "$("$MAPTBL" vf create "$img" --size 24M)" = 1 ]
-	start_serve "$log"
-	start_nbd "$sock" 1 "$nbdsock"
-	mount_nbdfuse "nbd+unix:///?socket=$nbdsock" "$fuse"
+	served_vf "$fs" "$WORK/$fs.img" "$img" --size 24M # a 24 MiB VF on a 16 MiB file
+	local log=$SERVE_LOG
 
 	head -c $((64 * K)) /dev/urandom >"$WORK/a"
 	head -c $((128 * K)) /dev/urandom >"$WORK/b"
 	head -c $((64 * K)) /dev/urandom >"$WORK/c"
 	head -c $((4 * M)) /dev/urandom >"$WORK/seq"
 	head -c 4096 /dev/urandom >"$WORK/last"
-	dd if="$WORK/a" of="$fuse/nbd" bs=64K seek=17 conv=notrunc,fsync status=none
+	dd if="$WORK/a" of="$VFDEV" bs=64K seek=17 conv=notrunc,fsync status=none
 	check "$fs: a write into a hole completes" [ $? = 0 ]
-	dd if="$WORK/b" of="$fuse/nbd" oflag=seek_bytes seek=$((4 * M + 8 * K)) conv=notrunc,fsync status=none
+	dd if="$WORK/b" of="$VFDEV" oflag=seek_bytes seek=$((4 * M + 8 * K)) conv=notrunc,fsync status=none
 	check "$fs: a write into an unwritten range completes" [ $? = 0 ]
-	dd if="$WORK/seq" of="$fuse/nbd" bs=256K oflag=seek_bytes seek=$((8 * M)) conv=notrunc,fsync status=none
+	dd if="$WORK/seq" of="$VFDEV" bs=256K oflag=seek_bytes seek=$((8 * M)) conv=notrunc,fsync status=none
 	check "$fs: a sequential 4 MiB write into a hole completes" [ $? = 0 ]
-	dd if="$WORK/c" of="$fuse/nbd" oflag=seek_bytes seek=$((20 * M)) conv=notrunc,fsync status=none
+	dd if="$WORK/c" of="$VFDEV" oflag=seek_bytes seek=$((20 * M)) conv=notrunc,fsync status=none
 	check "$fs: a write past the end of the file completes" [ $? = 0 ]
 	check "$fs: the file grew to exactly the end of that write" \
 		[ "$(stat -c %s "$img")" = $((20 * M + 64 * K)) ]
-	dd if="$WORK/last" of="$fuse/nbd" oflag=seek_bytes seek=$((24 * M - 4096)) conv=notrunc,fsync status=none
+	dd if="$WORK/last" of="$VFDEV" oflag=seek_bytes seek=$((24 * M - 4096)) conv=notrunc,fsync status=none
 	check "$fs: a write to the last block of the VF completes; the file is 24 MiB" \
 		[ "$(stat -c %s "$img")" = $((24 * M)) ]
 
@@ -76,7 +66,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	check "$fs: bytes between the writes read as zeros" \
 		cmp <(file_range "$img" $((12 * M)) $((4 * M))) <(head -c $((4 * M)) /dev/zero)
 
-	nbdcopy "nbd+unix:///?socket=$nbdsock" "$WORK/vf.out"
+	nbdcopy "$NBDURI" "$WORK/vf.out"
 	check "$fs: the whole VF read back equals the file" cmp "$WORK/vf.out" "$img"
 	local nseq
 	nseq=$(awk -F'"lba": ' '{ split($2, a, ","); l = a[1] } /"result": "served"/ && l * bs >= 8 * 1048576 && l * bs < 12 * 1048576 { n++ } END { print n + 0 }' \
@@ -87,7 +77,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	check "$fs: the service logged the unwritten fault" grep -q '"reason": "unwritten"' "$log"
 	check "$fs: no VF is left stalled" sh -c "! '$MAPTBL' vf list | grep -q stalled"
 	"$MAPTBL" vf stats 1 | grep faults
-	fusermount3 -u "$fuse"
+	fusermount3 -u "$WORK/$fs.fuse"
 	FUSES=()
 	stop "${PIDS[@]}"
 	PIDS=()

@@ -15,29 +15,20 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MAPTBL=${MAPTBL:?} EMU=${MAPTBL_EMU:?} PLUGIN=${MAPTBL_NBD_PLUGIN:?}
 source "$HERE/../fs/lib.sh"
 source "$HERE/lib.sh"
-need_root_and_loop
-for t in nbdkit nbdfuse fusermount3 e2fsck; do
-	command -v $t >/dev/null || skip "no $t"
-done
-[ -e /dev/fuse ] || skip "no /dev/fuse"
+need_nbd_fuse e2fsck
 need_fs ext4
 
 M=$((1024 * 1024))
 mkfs_mount ext4 32M fs -b 4096
 IMG=$MNT/vm.img
 truncate -s 64M "$IMG"
-SOCK=$WORK/emu.sock NBDSOCK=$WORK/nbd.sock FUSE=$WORK/fuse LOG=$WORK/serve.log
-start_emu "$WORK/fs.img" "$SOCK"
-export MAPTBL_DEV=emu:$SOCK
-check "vf create of a 64 MiB VF on a 32 MiB filesystem" [ "$("$MAPTBL" vf create "$IMG")" = 1 ]
-start_serve "$LOG"
-start_nbd "$SOCK" 1 "$NBDSOCK"
-mount_nbdfuse "nbd+unix:///?socket=$NBDSOCK" "$FUSE"
+served_vf full "$WORK/fs.img" "$IMG" # a 64 MiB VF on a 32 MiB filesystem
+LOG=$SERVE_LOG
 
 head -c $((48 * M)) /dev/urandom >"$WORK/src"
 ok=0 failed_at=
 for i in $(seq 0 47); do
-	if dd if="$WORK/src" of="$FUSE/nbd" bs=1M skip=$i seek=$i count=1 conv=notrunc,fsync \
+	if dd if="$WORK/src" of="$VFDEV" bs=1M skip=$i seek=$i count=1 conv=notrunc,fsync \
 		status=none 2>"$WORK/dd.err"; then
 		ok=$((ok + 1))
 	else
@@ -55,13 +46,13 @@ check "no VF is left stalled" sh -c "! '$MAPTBL' vf list | grep -q stalled"
 
 # Rewrite chunk 0 (allocated): still works on a full filesystem.
 head -c $M /dev/urandom >"$WORK/again"
-dd if="$WORK/again" of="$FUSE/nbd" bs=1M count=1 conv=notrunc,fsync status=none
+dd if="$WORK/again" of="$VFDEV" bs=1M count=1 conv=notrunc,fsync status=none
 check "a write to allocated blocks works on the full filesystem" [ $? = 0 ]
 echo 3 >/proc/sys/vm/drop_caches
 check "every chunk written before the failure is in the file" \
 	cmp <(file_range "$IMG" $M $(((ok - 1) * M))) <(file_range "$WORK/src" $M $(((ok - 1) * M)))
 check "the rewritten chunk is in the file" cmp <(file_range "$IMG" 0 $M) "$WORK/again"
-fusermount3 -u "$FUSE"
+fusermount3 -u "$WORK/full.fuse"
 FUSES=()
 stop "${PIDS[@]}"
 PIDS=()

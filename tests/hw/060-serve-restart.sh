@@ -7,18 +7,15 @@
 # dropped; a new `maptbl vf serve` finds the stalled VF and serves it, and the write completes
 # and is in the file. Also: a second service is refused while one runs (the fault queue has one
 # owner); `vf create --serve` then leaves the new VF to the running service; SIGTERM stops a
-# service cleanly (exit 0, pidfile removed).
+# service cleanly (exit 0, pidfile removed). A VF pushed from a table file is not served (its
+# label names the table file, not a backing file) and the table file stays as it was.
 # Needs root, loop devices, FUSE (nbdfuse) and nbdkit; skips (77) without them.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 MAPTBL=${MAPTBL:?} EMU=${MAPTBL_EMU:?} PLUGIN=${MAPTBL_NBD_PLUGIN:?}
 source "$HERE/../fs/lib.sh"
 source "$HERE/lib.sh"
-need_root_and_loop
-for t in nbdkit nbdfuse fusermount3; do
-	command -v $t >/dev/null || skip "no $t"
-done
-[ -e /dev/fuse ] || skip "no /dev/fuse"
+need_nbd_fuse
 need_fs ext4
 
 K=1024
@@ -26,18 +23,12 @@ mkfs_mount ext4 64M fs -b 4096
 IMG=$MNT/vm.img
 truncate -s 8M "$IMG"
 truncate -s 8M "$MNT/other.img"
-SOCK=$WORK/emu.sock NBDSOCK=$WORK/nbd.sock FUSE=$WORK/fuse LOG=$WORK/serve.log
-start_emu "$WORK/fs.img" "$SOCK"
-export MAPTBL_DEV=emu:$SOCK
-check "vf create" [ "$("$MAPTBL" vf create "$IMG")" = 1 ]
-start_serve "$LOG"
-FIRST=$SERVE_PID
-start_nbd "$SOCK" 1 "$NBDSOCK"
-mount_nbdfuse "nbd+unix:///?socket=$NBDSOCK" "$FUSE"
+served_vf restart "$WORK/fs.img" "$IMG"
+LOG=$SERVE_LOG FIRST=$SERVE_PID
 
 head -c $((64 * K)) /dev/urandom >"$WORK/a"
 head -c $((64 * K)) /dev/urandom >"$WORK/b"
-dd if="$WORK/a" of="$FUSE/nbd" bs=64K seek=1 conv=notrunc,fsync status=none
+dd if="$WORK/a" of="$VFDEV" bs=64K seek=1 conv=notrunc,fsync status=none
 check "a write into a hole is served" [ $? = 0 ]
 
 "$MAPTBL" vf serve --timeout 500 2>"$WORK/second.err"
@@ -48,8 +39,21 @@ check "vf create --serve with a service running creates the VF and exits 0" [ $?
 check "... printing its number" [ "$(cat "$WORK/create.out")" = 2 ]
 check "... and saying who serves it" grep -q "serves the new VF" "$WORK/create.err"
 
+# A VF pushed from a table file (maptbl push) is labelled with the table file: the service must
+# not take that for the VF's backing file (allocating there would write zeros into the table).
+"$MAPTBL" build -q "$MNT/other.img" -o "$WORK/other.mtb"
+cp "$WORK/other.mtb" "$WORK/other.mtb.orig"
+"$MAPTBL" push --vf 3 "$WORK/other.mtb" >/dev/null
+start_nbd "$WORK/restart.sock" 3 "$WORK/nbd3.sock"
+head -c 4096 /dev/urandom >"$WORK/blk"
+nbdcopy "$WORK/blk" "nbd+unix:///?socket=$WORK/nbd3.sock" 2>/dev/null
+check "a write into a hole of a VF pushed from a table file fails" [ $? != 0 ]
+check "... the service refused it: a table file is no backing file" \
+	grep -q '"vf": 3, "result": "failed".*is a table file' "$LOG"
+check "... and the table file is untouched" cmp "$WORK/other.mtb" "$WORK/other.mtb.orig"
+
 kill -STOP $FIRST
-dd if="$WORK/b" of="$FUSE/nbd" bs=64K seek=40 conv=notrunc,fsync status=none &
+dd if="$WORK/b" of="$VFDEV" bs=64K seek=40 conv=notrunc,fsync status=none &
 DD=$!
 stalled=0
 for _ in $(seq 100); do

@@ -15,11 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MAPTBL=${MAPTBL:?} EMU=${MAPTBL_EMU:?} PLUGIN=${MAPTBL_NBD_PLUGIN:?}
 source "$HERE/../fs/lib.sh"
 source "$HERE/lib.sh"
-need_root_and_loop
-for t in nbdkit nbdfuse fusermount3 e2fsck diff; do
-	command -v $t >/dev/null || skip "no $t"
-done
-[ -e /dev/fuse ] || skip "no /dev/fuse"
+need_nbd_fuse e2fsck diff
 need_fs ext4
 need_fs xfs
 
@@ -42,16 +38,11 @@ run() { # run FSTYPE SIZE [mkfs options]
 	shift 2
 	echo "--- $fs host"
 	mkfs_mount "$fs" "$size" "$fs" "$@"
-	local img=$MNT/vm.img sock=$WORK/$fs.sock nbdsock=$WORK/$fs.nbd fuse=$WORK/$fs.fuse
-	local log=$WORK/$fs.serve.log nested=$WORK/$fs.nested view=$WORK/$fs.view
+	local img=$MNT/vm.img nested=$WORK/$fs.nested view=$WORK/$fs.view log
 	truncate -s 64M "$img"
-	start_emu "$WORK/$fs.img" "$sock"
-	export MAPTBL_DEV=emu:$sock
-	check "$fs: vf create on a 64 MiB sparse file" [ "$("$MAPTBL" vf create "$img")" = 1 ]
-	start_serve "$log"
-	start_nbd "$sock" 1 "$nbdsock"
-	mount_nbdfuse "nbd+unix:///?socket=$nbdsock" "$fuse"
-	NESTED_DEV=$(losetup -f --show "$fuse/nbd") || { echo "losetup on the VF failed"; exit 1; }
+	served_vf "$fs" "$WORK/$fs.img" "$img"
+	log=$SERVE_LOG
+	NESTED_DEV=$(losetup -f --show "$VFDEV") || { echo "losetup on the VF failed"; exit 1; }
 	mkfs.ext4 -q -F "$NESTED_DEV" >"$WORK/mkfs.out" 2>&1
 	check "$fs: mkfs.ext4 on the VF" [ $? = 0 ]
 	mkdir -p "$nested"
@@ -64,7 +55,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	e2fsck -fn "$NESTED_DEV" >"$WORK/fsck.out" 2>&1
 	check "$fs: e2fsck -fn of the nested filesystem is clean" [ $? = 0 ]
 	losetup -d "$NESTED_DEV" && NESTED_DEV=
-	fusermount3 -u "$fuse"
+	fusermount3 -u "$WORK/$fs.fuse"
 	FUSES=()
 	check "$fs: no fault failed" [ "$(grep -c '"result": "failed"' "$log")" = 0 ]
 	echo "$fs: $(grep -c '"result": "served"' "$log") faults served"

@@ -95,3 +95,30 @@ mount_nbdfuse() {
 file_range() {
 	dd if="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
 }
+
+# need_nbd_fuse [TOOL...]: root, loop devices, nbdkit, nbdfuse and FUSE, and the TOOLs; else skip.
+need_nbd_fuse() {
+	local t
+	need_root_and_loop
+	for t in nbdkit nbdfuse fusermount3 "$@"; do
+		command -v "$t" >/dev/null || skip "no $t"
+	done
+	[ -e /dev/fuse ] || skip "no /dev/fuse"
+}
+
+# served_vf NAME FSIMG FILE [vf create options]: the emulator on FSIMG (socket $WORK/NAME.sock),
+# VF 1 made from FILE (checked), the fault service (its log $WORK/NAME.serve.log), the nbdkit
+# plugin and nbdfuse; sets MAPTBL_DEV, SERVE_LOG, SERVE_PID, NBDURI and VFDEV (the VF as a file).
+served_vf() {
+	local name=$1 fsimg=$2 file=$3
+	shift 3
+	start_emu "$fsimg" "$WORK/$name.sock"
+	export MAPTBL_DEV=emu:$WORK/$name.sock
+	check "$name: vf create gives VF 1" [ "$("$MAPTBL" vf create "$file" "$@")" = 1 ]
+	SERVE_LOG=$WORK/$name.serve.log
+	start_serve "$SERVE_LOG"
+	start_nbd "$WORK/$name.sock" 1 "$WORK/$name.nbd"
+	NBDURI="nbd+unix:///?socket=$WORK/$name.nbd"
+	mount_nbdfuse "$NBDURI" "$WORK/$name.fuse"
+	VFDEV=$WORK/$name.fuse/nbd
+}
