@@ -82,5 +82,15 @@ kill -TERM $SECOND
 wait $SECOND
 check "SIGTERM: the service exits with 0" [ $? = 0 ]
 check "SIGTERM: its pidfile is gone" [ ! -e "$WORK/serve.pid" ]
+"$MAPTBL" vf serve --once --timeout 300 2>"$WORK/once.err"
+check "vf serve --once --timeout: no fault within the time is exit 1" [ $? = 1 ]
+check "... saying so" grep -q "no fault within 300 ms" "$WORK/once.err"
+check "the services reported no sanitizer error" sh -c "! grep -q Sanitizer '$WORK/serve.err'"
+# Bad options: one-line usage errors, exit 2, before the device is reached.
+for args in "serve --alloc-unit 0" "serve --alloc-unit 2G" "serve --timeout x" "serve --vf 65" \
+	"serve --size 1M" "list --serve" "faults --once" "create --once $IMG" "serve extra"; do
+	"$MAPTBL" vf $args >/dev/null 2>"$WORK/usage.err"
+	check "vf $args: usage error (exit 2)" [ $? = 2 ]
+done
 [ $FAILED = 0 ] || { cat "$LOG" "$WORK/serve.err"; tail -n 20 "$WORK/emu.log"; }
 exit $FAILED
