@@ -5,7 +5,8 @@
 # sparse file, on loop-mounted ext4 and XFS. Through the nbdkit plugin and nbdfuse:
 #  - a write into a hole and one into an unwritten (fallocated) range land in the file (read back
 #    through the filesystem after drop_caches);
-#  - a write past the end of the file grows it to exactly the end of that write;
+#  - a write past the end of the file grows it to exactly the end of that write (the size follows
+#    the highest block written; such writes fault once per request);
 #  - a sequential write of 4 MiB into a hole faults once per 1 MiB allocation unit, not per request;
 #  - the last block of the VF is served (the allocation is clipped to the virtual size);
 #  - the whole VF read back equals the file padded to the virtual size; no VF is left stalled.
