@@ -95,4 +95,21 @@ int cli_open_hw(struct cli *cli, const char *dev, struct maptbl_hw **out);
 /* Exit status for a libmaptbl-hw error, after printing "WHAT: reason". */
 int cli_hw_error(struct cli *cli, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Forget the library's last error message (before an operation whose own message is wanted). */
+void cli_clear_last_log(void);
+
+/* The fault service (vf_serve.c): vf serve, vf create --serve. */
+struct cli_serve_args {
+	const unsigned *vfs;	   /* NULL: every VF */
+	const char *const *files;  /* per VF of vfs: its file, or NULL */
+	size_t nr_vfs;
+	uint64_t alloc_unit;	   /* bytes; 0 = the library's default */
+	uint64_t timeout_ms;	   /* 0: until SIGTERM/SIGINT */
+	bool once;		   /* stop after the first fault answered */
+	const char *pidfile;	   /* written once the service runs, removed at exit */
+	bool busy_ok;		   /* another service has the fault queue: say so, exit 0 */
+};
+/* Runs the service on @hw until a signal, --once or --timeout. Returns an exit status. */
+int cli_serve(struct cli *cli, struct maptbl_hw *hw, const struct cli_serve_args *a);
+
 #endif

@@ -21,14 +21,16 @@
 #include "cli.h"
 
 static const char *const vf_usage[] = {
-	"maptbl vf create|list|destroy|stats|apply|faults [--dev DEV] ...",
+	"maptbl vf create|list|destroy|stats|apply|faults|serve [--dev DEV] ...",
 	"create, list, destroy and provision VFs of a device",
 	"",
-	"  maptbl vf create --dev DEV FILE [--size SIZE] [--read-only] [--vf N]",
+	"  maptbl vf create --dev DEV FILE [--size SIZE] [--read-only] [--vf N] [--serve ...]",
 	"      map FILE (ext4, XFS, any FIEMAP filesystem) into a table and push it to a free VF",
 	"      (or VF N); prints the VF number. The virtual disk is the file's size rounded up",
 	"      to blocks, or SIZE (K/M/G/T suffixes), which may exceed the file: the tail is a",
-	"      hole that grows the file when written (through the fault queue).",
+	"      hole that grows the file when written (through the fault queue). --serve: then",
+	"      serve this VF's faults in the foreground, as 'vf serve --vf N' (serve options",
+	"      apply); if another service owns the fault queue, it says so and exits with 0.",
 	"  maptbl [--json] vf list --dev DEV [--all]",
 	"      the VFs that have a table (--all: every VF): state, size, block size, file",
 	"  maptbl vf destroy --dev DEV N...",
@@ -41,6 +43,16 @@ static const char *const vf_usage[] = {
 	"      acknowledge them. Service a fault by mapping the blocks (write them through the",
 	"      filesystem) and pushing the new table ('vf create --vf N' or 'push'): the stalled",
 	"      request is retried.",
+	"  maptbl [--json] vf serve --dev DEV [--vf N]... [--alloc-unit SIZE] [--once]",
+	"                  [--timeout MS] [--pidfile FILE]",
+	"      the fault service, in the foreground: a write into a hole or unwritten range of",
+	"      a VF's file is allocated through the filesystem (SIZE at a time, default 1M;",
+	"      past the end of the file up to the end of the write: the file grows), the table",
+	"      updated in place and the write retried; what cannot be allocated (ENOSPC,",
+	"      EDQUOT, refused) fails with no-space. One line per fault (--json: one object).",
+	"      Serves every VF, or the VFs --vf names. --once: stop after one fault;",
+	"      --timeout: stop after MS milliseconds; SIGTERM/SIGINT stop it after the fault",
+	"      in hand. --pidfile: written once the service runs, removed at exit.",
 	"  maptbl vf apply [--dev DEV] [--dry-run] CONFIG.yaml",
 	"      provision the VFs a YAML file lists:",
 	"          device: emu:/run/maptbl.sock     # unless --dev or $MAPTBL_DEV",
@@ -62,6 +74,11 @@ struct vf_args {
 	const char *size;
 	bool read_only, all, dry_run, wait_set;
 	uint64_t vf, wait_ms;
+	/* serve */
+	bool serve, serve_opt;	/* --serve; a serve option was given */
+	unsigned vfs[MAPTBL_HW_MAX_VFS];
+	size_t nr_vfs;
+	struct cli_serve_args sv;
 };
 
 /* Common options of the subcommands. Returns an exit status; argv[optind..] are the operands. */
@@ -75,6 +92,11 @@ static int vf_options(struct cli *cli, int argc, char **argv, struct vf_args *a)
 		{ "all", no_argument, NULL, 'a' },
 		{ "dry-run", no_argument, NULL, 'N' },
 		{ "wait", required_argument, NULL, 'w' },
+		{ "serve", no_argument, NULL, 'S' },
+		{ "alloc-unit", required_argument, NULL, 'u' },
+		{ "once", no_argument, NULL, '1' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "pidfile", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -106,11 +128,39 @@ static int vf_options(struct cli *cli, int argc, char **argv, struct vf_args *a)
 		case 'n':
 			if (cli_parse_u64(optarg, &a->vf) || a->vf < 1 || a->vf > MAPTBL_HW_MAX_VFS)
 				return cli_usage_error(cli, "--vf '%s' is not a VF number from 1 to 64", optarg);
+			if (a->nr_vfs < MAPTBL_HW_MAX_VFS)
+				a->vfs[a->nr_vfs++] = (unsigned)a->vf;
+			break;
+		case 'S':
+			a->serve = true;
+			break;
+		case 'u':
+			if (cli_parse_size(optarg, &a->sv.alloc_unit) || !a->sv.alloc_unit ||
+			    a->sv.alloc_unit > (1ull << 30))
+				return cli_usage_error(cli, "--alloc-unit '%s' is not a size from 1 byte to 1G",
+						       optarg);
+			a->serve_opt = true;
+			break;
+		case '1':
+			a->sv.once = a->serve_opt = true;
+			break;
+		case 't':
+			if (cli_parse_u64(optarg, &a->sv.timeout_ms) || !a->sv.timeout_ms ||
+			    a->sv.timeout_ms > 86400000)
+				return cli_usage_error(cli, "--timeout '%s' is not a number of milliseconds from 1 to 86400000",
+						       optarg);
+			a->serve_opt = true;
+			break;
+		case 'P':
+			a->sv.pidfile = optarg;
+			a->serve_opt = true;
 			break;
 		default:
 			return cli_bad_option(cli, c, argv);
 		}
 	}
+	if ((a->serve || a->serve_opt) && strcmp(argv[0], "create") && strcmp(argv[0], "serve"))
+		return cli_usage_error(cli, "--serve, --alloc-unit, --once, --timeout and --pidfile are for create and serve");
 	return EXIT_OK;
 }
 
@@ -224,6 +274,12 @@ static int vf_create(struct cli *cli, int argc, char **argv)
 		return status;
 	if (a.all || a.dry_run)
 		return cli_usage_error(cli, "--all and --dry-run are for list and apply");
+	if (a.serve_opt && !a.serve)
+		return cli_usage_error(cli, "--alloc-unit, --once, --timeout and --pidfile need --serve");
+	if (a.serve && a.read_only)
+		return cli_usage_error(cli, "a read-only VF has no write faults to serve");
+	if (a.nr_vfs > 1)
+		return cli_usage_error(cli, "one --vf for create");
 	if (optind >= argc)
 		return cli_usage_error(cli, "need a FILE");
 	p.file = argv[optind++];
@@ -245,6 +301,16 @@ static int vf_create(struct cli *cli, int argc, char **argv)
 	status = push_plan(cli, hw, &p, p.file);
 	if (!status)
 		printf("%u\n", p.vf);
+	if (!status && a.serve) {
+		const char *files[1] = { p.label };
+
+		fflush(stdout);
+		a.sv.vfs = &p.vf;
+		a.sv.files = files;
+		a.sv.nr_vfs = 1;
+		a.sv.busy_ok = true;
+		status = cli_serve(cli, hw, &a.sv);
+	}
 out:
 	maptbl_hw_close(hw);
 	maptbl_table_free(p.t);
@@ -501,6 +567,28 @@ out:
 	return status;
 }
 
+/* The fault service (vf_serve.c). */
+static int vf_serve(struct cli *cli, int argc, char **argv)
+{
+	struct maptbl_hw *hw = NULL;
+	struct vf_args a = { 0 };
+	int status = vf_options(cli, argc, argv, &a);
+
+	if (status)
+		return status;
+	if (a.size || a.read_only || a.all || a.dry_run || a.wait_set || a.serve)
+		return cli_usage_error(cli, "serve takes --dev, --vf, --alloc-unit, --once, --timeout and --pidfile");
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	if ((status = cli_open_hw(cli, a.dev, &hw)))
+		return status;
+	a.sv.vfs = a.nr_vfs ? a.vfs : NULL;
+	a.sv.nr_vfs = a.nr_vfs;
+	status = cli_serve(cli, hw, &a.sv);
+	maptbl_hw_close(hw);
+	return status;
+}
+
 /* ---- apply ---- */
 
 struct config {
@@ -746,11 +834,12 @@ static int do_vf(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char *
 		{ "stats", vf_stats, true },
 		{ "apply", vf_apply, false },
 		{ "faults", vf_faults, true },
+		{ "serve", vf_serve, true },
 	};
 
 	(void)cmd;
 	if (argc < 2)
-		return cli_usage_error(cli, "need a subcommand: create, list, destroy, stats, apply or faults");
+		return cli_usage_error(cli, "need a subcommand: create, list, destroy, stats, apply, faults or serve");
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (strcmp(argv[1], subs[i].name))
 			continue;
@@ -758,7 +847,7 @@ static int do_vf(struct cli *cli, const struct maptbl_cmd *cmd, int argc, char *
 			return cli_usage_error(cli, "--json is not supported by 'vf %s'", subs[i].name);
 		return subs[i].fn(cli, argc - 1, argv + 1);
 	}
-	return cli_usage_error(cli, "unknown subcommand '%s' (create, list, destroy, stats, apply, faults)",
+	return cli_usage_error(cli, "unknown subcommand '%s' (create, list, destroy, stats, apply, faults, serve)",
 			       argv[1]);
 }
 

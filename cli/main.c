@@ -73,6 +73,11 @@ const char *cli_last_log(void)
 	return last_error[0] ? last_error : NULL;
 }
 
+void cli_clear_last_log(void)
+{
+	last_error[0] = 0;
+}
+
 static void log_cb(void *ctx, enum maptbl_log_level level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };

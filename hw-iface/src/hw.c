@@ -1008,3 +1008,21 @@ MAPTBL_API int maptbl_hw_queue_io(struct maptbl_hw_queue *q, struct maptbl_hw_io
 	}
 	return 0;
 }
+
+/* ---- for serve.c: a table in DMA memory of its own ---- */
+
+size_t hw_table_alloc_len(uint64_t table_len)
+{
+	return (size_t)(note_offset(table_len) + sizeof(struct hw_note));
+}
+
+void hw_note_put(void *table, uint64_t table_len, const char *label)
+{
+	struct hw_note *note = (struct hw_note *)((uint8_t *)table + note_offset(table_len));
+
+	memset(note, 0, sizeof(*note));
+	memcpy(note->magic, NOTE_MAGIC, 8);
+	note->table_len = maptbl_cpu_to_le64(table_len);
+	if (label)
+		snprintf(note->label, sizeof(note->label), "%s", label);
+}

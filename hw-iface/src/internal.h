@@ -63,4 +63,9 @@ struct maptbl_hw {
 /* Polls INT_STATUS of fn (backends without interrupt delivery). */
 int hw_poll_irq(struct maptbl_hw *hw, unsigned fn, int timeout_ms, uint32_t *vectors);
 
+/* A table's DMA allocation: the table, then the note at the next 4096-byte boundary (hw.c). */
+size_t hw_table_alloc_len(uint64_t table_len);
+/* Writes the note (REGISTERS.md §11.4) after the table at @table: who pushed it, for vf_info. */
+void hw_note_put(void *table, uint64_t table_len, const char *label);
+
 #endif

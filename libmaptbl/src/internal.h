@@ -40,6 +40,7 @@ struct maptbl_table {
 	char *disk_path;	/* recorded disk, NUL-terminated copy, or NULL */
 	uint64_t disk_id;
 	uint8_t *buf;		/* table_len bytes, owned */
+	bool borrowed;		/* buf is the caller's (MAPTBL_OPEN_INPLACE): not freed */
 	size_t len;
 	struct maptbl_stats st;
 	struct mt_wstate *ws;	/* writer state (update.c), made by the first update; NULL before */

@@ -92,7 +92,8 @@ MAPTBL_API void maptbl_table_free(struct maptbl_table *t)
 	mt_wstate_free(t->ws);
 	accel_free(t->acc);
 	free(t->disk_path);
-	free(t->buf);
+	if (!t->borrowed)
+		free(t->buf);
 	free(t);
 }
 

@@ -248,7 +248,9 @@ MAPTBL_API int maptbl_table_open(const void *buf, size_t len, const struct maptb
 	err = mt_opts_copy(&o, opts, sizeof(o), "maptbl_open_opts");
 	if (err)
 		return err;
-	if (o.flags || o.reserved)
+	if ((o.flags & ~MAPTBL_OPEN_INPLACE) || o.reserved)
+		return -EINVAL;
+	if ((o.flags & MAPTBL_OPEN_INPLACE) && ((uintptr_t)buf % 8))
 		return -EINVAL;
 	v.diag = o.diag;
 	if (v.diag) {
@@ -361,14 +363,20 @@ MAPTBL_API int maptbl_table_open(const void *buf, size_t len, const struct maptb
 	if (err)
 		return err;
 
-	if (posix_memalign((void **)&copy, 4096, len))
-		return -ENOMEM;
-	memcpy(copy, buf, len);
+	if (o.flags & MAPTBL_OPEN_INPLACE) {
+		copy = (uint8_t *)(uintptr_t)buf; /* the caller lends it writable (maptbl.h) */
+	} else {
+		if (posix_memalign((void **)&copy, 4096, len))
+			return -ENOMEM;
+		memcpy(copy, buf, len);
+	}
 	t = mt_table_new(copy, len);
 	if (!t) {
-		free(copy);
+		if (!(o.flags & MAPTBL_OPEN_INPLACE))
+			free(copy);
 		return -ENOMEM;
 	}
+	t->borrowed = o.flags & MAPTBL_OPEN_INPLACE;
 	t->readonly = readonly;
 	t->st = v.st;
 	*out = t;

@@ -58,3 +58,67 @@ start_nbd() {
 	PIDS+=($!)
 	wait_socket "$3" || exit 1
 }
+
+# start_serve LOG [vf serve options]: the fault service (maptbl vf serve --json) in the
+# background on $MAPTBL_DEV, its JSON lines in LOG; returns once it owns the fault queue (its
+# pidfile exists). Sets SERVE_PID.
+start_serve() {
+	local log=$1 i
+	shift
+	rm -f "$WORK/serve.pid"
+	"$MAPTBL" --json vf serve --pidfile "$WORK/serve.pid" "$@" >>"$log" 2>>"$WORK/serve.err" &
+	SERVE_PID=$!
+	PIDS+=($SERVE_PID)
+	for i in $(seq 50); do
+		[ -s "$WORK/serve.pid" ] && return 0
+		kill -0 $SERVE_PID 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "the fault service did not start" >&2
+	cat "$WORK/serve.err" >&2
+	exit 1
+}
+
+# mount_nbdfuse URI DIR: nbdfuse of URI on DIR (file DIR/nbd), undone on exit.
+mount_nbdfuse() {
+	local i
+	mkdir -p "$2"
+	nbdfuse "$2" "$1" &
+	PIDS+=($!)
+	FUSES+=("$2")
+	for i in $(seq 50); do [ -e "$2/nbd" ] && return 0; sleep 0.1; done
+	echo "nbdfuse did not come up on $2" >&2
+	exit 1
+}
+
+# file_range FILE OFFSET LEN: LEN bytes of FILE at OFFSET, read through the filesystem.
+file_range() {
+	dd if="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
+}
+
+# need_nbd_fuse [TOOL...]: root, loop devices, nbdkit, nbdfuse and FUSE, and the TOOLs; else skip.
+need_nbd_fuse() {
+	local t
+	need_root_and_loop
+	for t in nbdkit nbdfuse fusermount3 "$@"; do
+		command -v "$t" >/dev/null || skip "no $t"
+	done
+	[ -e /dev/fuse ] || skip "no /dev/fuse"
+}
+
+# served_vf NAME FSIMG FILE [vf create options]: the emulator on FSIMG (socket $WORK/NAME.sock),
+# VF 1 made from FILE (checked), the fault service (its log $WORK/NAME.serve.log), the nbdkit
+# plugin and nbdfuse; sets MAPTBL_DEV, SERVE_LOG, SERVE_PID, NBDURI and VFDEV (the VF as a file).
+served_vf() {
+	local name=$1 fsimg=$2 file=$3
+	shift 3
+	start_emu "$fsimg" "$WORK/$name.sock"
+	export MAPTBL_DEV=emu:$WORK/$name.sock
+	check "$name: vf create gives VF 1" [ "$("$MAPTBL" vf create "$file" "$@")" = 1 ]
+	SERVE_LOG=$WORK/$name.serve.log
+	start_serve "$SERVE_LOG"
+	start_nbd "$WORK/$name.sock" 1 "$WORK/$name.nbd"
+	NBDURI="nbd+unix:///?socket=$WORK/$name.nbd"
+	mount_nbdfuse "$NBDURI" "$WORK/$name.fuse"
+	VFDEV=$WORK/$name.fuse/nbd
+}

@@ -285,6 +285,115 @@ MAPTBL_API uint64_t maptbl_hw_queue_blocks(const struct maptbl_hw_queue *q);
  */
 MAPTBL_API int maptbl_hw_queue_io(struct maptbl_hw_queue *q, struct maptbl_hw_io *io);
 
+
+/* ---- the fault service (0.2): docs/REGISTERS.md §12 ---- */
+
+/** A running fault service (opaque): maptbl_hw_serve_open(). */
+struct maptbl_hw_serve;
+
+/** What the mapper of maptbl_hw_serve_opts is asked for (POD). */
+struct maptbl_hw_map_req {
+	const char *path;	/**< the VF's backing file (its label, an absolute path) */
+	uint32_t block_size;	/**< table block size, bytes */
+	uint32_t reserved;	/**< zero */
+	uint64_t lblk;		/**< first file block wanted */
+	uint64_t nblocks;	/**< blocks wanted */
+	uint64_t disk_id;	/**< the disk identity the table records, 0 = none */
+	uint64_t disk_blocks;	/**< blocks of the disk the device serves (PF), 0 = unknown */
+};
+
+/**
+ * Mapper: hand every extent of @p req->path that overlaps [lblk, lblk + nblocks) to
+ * @p add(@p sink, extent) in logical order, in table blocks, physical blocks absolute on the disk
+ * the device serves, with MAPTBL_EXTENT_UNWRITTEN where the filesystem has not recorded data. It
+ * checks the safety rules for a writable table in that range and that the file is on the disk
+ * @p req->disk_id names. Return 0, -EINVAL when the range is refused (log why), or -errno. The
+ * maptbl command's mapper is libmaptbl-fs's maptbl_fs_map_file(); libmaptbl-hw itself does not
+ * depend on the filesystem adapters.
+ */
+typedef int (*maptbl_hw_map_fn)(void *ctx, const struct maptbl_hw_map_req *req,
+				int (*add)(void *sink, const struct maptbl_extent *e), void *sink);
+
+/** @name maptbl_hw_serve_event.flags @{ */
+#define MAPTBL_HW_SERVE_FAILED 0x1u	/**< the request was failed (WALK_AGAIN = FAIL, NO_SPACE) */
+#define MAPTBL_HW_SERVE_GREW 0x2u	/**< the file grew (its size follows the write) */
+#define MAPTBL_HW_SERVE_COMPACTED 0x4u	/**< the table moved to a new, packed DMA buffer */
+#define MAPTBL_HW_SERVE_SKIPPED 0x8u	/**< not served: VF not in the list (it stays stalled) */
+#define MAPTBL_HW_SERVE_RESTORED 0x10u	/**< an absent (pruned) range was mapped again */
+/** @} */
+
+/** One fault served, failed or skipped (POD), for maptbl_hw_serve_opts.report. */
+struct maptbl_hw_serve_event {
+	uint32_t vf;		/**< VF 1 .. 64 */
+	uint32_t reason;	/**< enum maptbl_hw_fault_reason */
+	bool write;		/**< a write fault */
+	uint32_t flags;		/**< MAPTBL_HW_SERVE_* */
+	int error;		/**< with MAPTBL_HW_SERVE_FAILED: -errno (-ENOSPC, -EDQUOT, -EINVAL...) */
+	uint64_t lba;		/**< the fault: first block */
+	uint32_t count;		/**< the fault: blocks */
+	uint32_t generation;	/**< the table's generation after the service */
+	uint64_t alloc_lba;	/**< blocks allocated through the filesystem: first */
+	uint64_t alloc_blocks;	/**< ... and how many (0: none) */
+	uint64_t file_size;	/**< the file's size after the service, bytes */
+	uint64_t table_bytes;	/**< bytes the update stored into the table (nodes, live word) */
+	uint64_t service_ns;	/**< from reading the fault to WALK_AGAIN */
+};
+
+/** Options of maptbl_hw_serve_open(). */
+struct maptbl_hw_serve_opts {
+	size_t sz;		/**< sizeof(struct maptbl_hw_serve_opts) */
+	maptbl_hw_map_fn map;	/**< required: the filesystem's mapping (see maptbl_hw_map_fn) */
+	void *map_ctx;		/**< passed to @c map */
+	/** Called once per fault after it was answered (may be NULL). */
+	void (*report)(void *ctx, const struct maptbl_hw_serve_event *ev);
+	void *report_ctx;	/**< passed to @c report */
+	uint64_t alloc_unit;	/**< bytes allocated per write fault (rounded to blocks); 0 = 1 MiB */
+	const unsigned *vfs;	/**< VFs to serve (copied); NULL = every VF */
+	size_t nr_vfs;		/**< entries of @c vfs */
+	/**
+	 * NULL, or per entry of @c vfs its backing file (copied; NULL entries allowed): used when
+	 * this process cannot read the VF's note (pci:, vfio: tables of another handle).
+	 */
+	const char *const *files;
+	unsigned fq_entries;	/**< fault queue entries (power of two 2 .. 4096); 0 = 64 */
+	uint32_t reserved;	/**< zero */
+};
+#define maptbl_hw_serve_opts__last_field reserved
+
+/** @brief Set @p opts to the defaults. @return 0, or -EINVAL if @p sz is too small. */
+MAPTBL_API int maptbl_hw_serve_opts_init(struct maptbl_hw_serve_opts *opts, size_t sz);
+
+/**
+ * @brief Start the fault service on @p hw: take the PF fault queue (maptbl_hw_fault_start()).
+ * The service keeps no state outside the device: a VF's backing file is its label, its table is
+ * where TABLE_BASE and TABLE_LEN point (REGISTERS.md §12), so a service started in another
+ * process than the one that created the VF, or restarted, finds everything it needs.
+ * @return 0 and *out; -EBUSY (another process services faults), -EINVAL (bad opts, no mapper),
+ * -ENOMEM, -errno.
+ */
+MAPTBL_API int maptbl_hw_serve_open(struct maptbl_hw *hw, const struct maptbl_hw_serve_opts *opts,
+				    struct maptbl_hw_serve **out);
+
+/**
+ * @brief Serve faults, waiting up to @p timeout_ms for one (0: only what is there; at most 1000,
+ * and < 0 means 1000: the caller loops, and may stop between calls): every VF
+ * stalled on a fault (from the fault queue, and on the first call and every second also from the
+ * VFs' STALLED bits, so that a fault posted to a service that died is not lost) is answered:
+ * a write into a hole or an unwritten range is allocated through the filesystem (fallocate
+ * rounded to the allocation unit, clipped to the VF's size; unwritten blocks written with zeros
+ * through the filesystem and synced), re-mapped, the table updated in place and published, the
+ * VF's cache flushed and WALK_AGAIN written; past the end of the file the file grows to the end
+ * of the stalled write. ENOSPC, EDQUOT, a refused range or any other failure to map fails the
+ * request (WALK_AGAIN = FAIL: the VF completes it with NO_SPACE). Returns after the first batch
+ * of faults served, so a caller can stop between faults.
+ * @return the number of faults answered (0 on timeout); -EIO (the fault queue stopped with an
+ * error), -ENOTCONN and other transport errors (the device is gone; nothing was answered).
+ */
+MAPTBL_API int maptbl_hw_serve_run(struct maptbl_hw_serve *s, int timeout_ms);
+
+/** @brief Stop the service: release the fault queue and the tables it opened. NULL is fine. */
+MAPTBL_API void maptbl_hw_serve_close(struct maptbl_hw_serve *s);
+
 #ifdef __cplusplus
 }
 #endif

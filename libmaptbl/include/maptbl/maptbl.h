@@ -155,10 +155,21 @@ struct maptbl_build_opts {
 };
 #define maptbl_build_opts__last_field spare_nodes
 
+/** @name maptbl_open_opts.flags @{ */
+/**
+ * Open the table on the caller's buffer instead of a copy (0.2): the buffer must be writable,
+ * table_len bytes, 8-byte aligned, and stay valid until maptbl_table_free(), which does not free
+ * it. Updates then write that buffer in place, and their live-word store is the publish a device
+ * walking it sees (the fault service updates a VF's table in DMA memory this way). Nothing else
+ * may write the buffer while the table is open.
+ */
+#define MAPTBL_OPEN_INPLACE 0x1u
+/** @} */
+
 /** Options of maptbl_table_open(). Initialise with maptbl_open_opts_init(). */
 struct maptbl_open_opts {
 	size_t sz;		  /**< sizeof(struct maptbl_open_opts) of the caller */
-	uint32_t flags;		  /**< must be zero */
+	uint32_t flags;		  /**< 0 or MAPTBL_OPEN_INPLACE */
 	uint32_t reserved;	  /**< must be zero */
 	struct maptbl_diag *diag; /**< optional: receives the first problem and its offset */
 };
@@ -253,7 +264,8 @@ MAPTBL_API int maptbl_table_estimate(uint64_t nr_extents, uint64_t nr_long,
  * Checks, in this order: size, magic, version, header_len, every size and offset, alignment,
  * every node reachable from the root (bounds, kind, level, entry count, ordering, exact index
  * ranges, cycles and sharing, extents inside the virtual and physical disk), then the checksums.
- * The buffer is copied; the caller keeps ownership of @p buf.
+ * The buffer is copied (unless opts->flags has MAPTBL_OPEN_INPLACE); the caller keeps ownership
+ * of @p buf.
  *
  * @param buf table bytes; @param len must equal the header's table_len
  * @param opts NULL for defaults

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_serve.c - the pure parts of the fault service (hw-iface/src/serve.c, included for its
+ * static functions) and the in-place table it updates (MAPTBL_OPEN_INPLACE):
+ *  - alloc_range(): units around the fault, clipped to the VF and, past the end of the file, to
+ *    the end of the write (the file's size follows the highest block written);
+ *  - write_zeros(): zeros go exactly to the holes and unwritten extents of a range, never over
+ *    written data (checked on a real file: written blocks keep their bytes);
+ *  - a table opened in place: updates write the caller's buffer (the live word a device reads
+ *    changes there), a second open of the buffer sees them, free leaves the buffer alone; bad
+ *    flags and a misaligned buffer are refused;
+ *  - maptbl_hw_serve_opts_init() and the option checks of maptbl_hw_serve_open().
+ * The service end to end (emulator, filesystems, nbdkit) is tests/hw/040 ... 070.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "../../../hw-iface/src/serve.c"
+
+static void test_alloc_range(void **state)
+{
+	uint64_t lo, hi;
+
+	(void)state;
+	/* A hole in the middle of the file: the whole unit around it. */
+	alloc_range(272, 288, 4096, 256, 6144, &lo, &hi);
+	assert_int_equal(lo, 256);
+	assert_int_equal(hi, 512);
+	/* A write across a unit boundary: both units. */
+	alloc_range(250, 260, 4096, 256, 6144, &lo, &hi);
+	assert_int_equal(lo, 0);
+	assert_int_equal(hi, 512);
+	/* Near the end of the file: the unit stops at the end of the file. */
+	alloc_range(4000, 4010, 4050, 256, 6144, &lo, &hi);
+	assert_int_equal(lo, 3840);
+	assert_int_equal(hi, 4050);
+	/* Past the end: up to the end of the write only (the file grows to there). */
+	alloc_range(5000, 5016, 4096, 256, 6144, &lo, &hi);
+	assert_int_equal(lo, 4864);
+	assert_int_equal(hi, 5016);
+	/* Clipped to the VF's size. */
+	alloc_range(6140, 6144, 8192, 256, 6144, &lo, &hi);
+	assert_int_equal(lo, 5888);
+	assert_int_equal(hi, 6144);
+	/* A unit of one block: exactly the fault. */
+	alloc_range(77, 79, 4096, 1, 6144, &lo, &hi);
+	assert_int_equal(lo, 77);
+	assert_int_equal(hi, 79);
+}
+
+static void test_write_zeros(void **state)
+{
+	struct maptbl_hw_serve s = { 0 };
+	char path[] = "/tmp/maptbl-test-serve.XXXXXX";
+	uint8_t blk[512], got[512];
+	/* Blocks 0..15 of 512 bytes: written 2..3 and 8..9, unwritten 5..6, holes elsewhere. */
+	struct maptbl_extent ev[] = {
+		{ .lblk = 2, .pblk = 100, .len = 2 },
+		{ .lblk = 5, .pblk = 200, .len = 2, .flags = MAPTBL_EXTENT_UNWRITTEN },
+		{ .lblk = 8, .pblk = 300, .len = 2 },
+	};
+	struct xvec x = { .v = ev, .n = 3, .cap = 3 };
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	unlink(path);
+	s.zero = calloc(1, ZERO_CHUNK);
+	assert_non_null(s.zero);
+	memset(blk, 0xab, sizeof(blk));
+	for (unsigned b = 0; b < 16; b++) /* every block holds 0xab: zeros show what was zeroed */
+		assert_int_equal(pwrite(fd, blk, sizeof(blk), b * 512), sizeof(blk));
+	/* Zeros for [1, 12): holes 1, 4, 7, 10..11 and unwritten 5..6; written 2..3, 8..9 kept. */
+	assert_int_equal(write_zeros(&s, fd, 512, 1, 12, &x), 0);
+	for (unsigned b = 0; b < 16; b++) {
+		bool zeroed = b == 1 || b == 4 || b == 5 || b == 6 || b == 7 || b == 10 || b == 11;
+
+		assert_int_equal(pread(fd, got, sizeof(got), b * 512), sizeof(got));
+		assert_int_equal(got[0], zeroed ? 0 : 0xab);
+		assert_int_equal(got[511], zeroed ? 0 : 0xab);
+	}
+	close(fd);
+	free(s.zero);
+}
+
+static void test_open_inplace(void **state)
+{
+	struct maptbl_extent ext[] = { { .lblk = 0, .pblk = 1000, .len = 16 } };
+	struct maptbl_extent add = { .lblk = 64, .pblk = 5000, .len = 8 };
+	struct maptbl_build_opts bo;
+	struct maptbl_open_opts oo;
+	struct maptbl_table *built, *t, *again;
+	struct maptbl_mapping m;
+	uint8_t *buf;
+	size_t len;
+	uint64_t live0;
+
+	(void)state;
+	maptbl_build_opts_init(&bo, sizeof(bo));
+	bo.virtual_blocks = 256;
+	bo.spare_nodes = 8;
+	assert_int_equal(maptbl_table_build(ext, 1, &bo, &built), 0);
+	len = maptbl_table_len(built);
+	assert_int_equal(posix_memalign((void **)&buf, 4096, len + 8), 0);
+	memcpy(buf, maptbl_table_data(built), len);
+	maptbl_table_free(built);
+	live0 = *(uint64_t *)(buf + 16);
+
+	maptbl_open_opts_init(&oo, sizeof(oo));
+	oo.flags = MAPTBL_OPEN_INPLACE;
+	assert_int_equal(maptbl_table_open(buf, len, &oo, &t), 0);
+	assert_ptr_equal(maptbl_table_data(t), buf);
+	assert_int_equal(maptbl_table_insert(t, &add, 0), 0);
+	/* The publish is the 8-byte live word of the caller's buffer. */
+	assert_true(*(uint64_t *)(buf + 16) != live0);
+	maptbl_table_free(t); /* must not free buf (ASan would catch a double free below) */
+
+	assert_int_equal(maptbl_table_open(buf, len, NULL, &again), 0);
+	assert_int_equal(maptbl_table_lookup(again, 66, &m), 0);
+	assert_int_equal(m.state, MAPTBL_MAP_MAPPED);
+	assert_int_equal(m.pblk, 5002);
+	maptbl_table_free(again);
+
+	/* Bad input: unknown flags, a misaligned buffer in place. */
+	oo.flags = 0x2;
+	assert_int_equal(maptbl_table_open(buf, len, &oo, &t), -EINVAL);
+	oo.flags = MAPTBL_OPEN_INPLACE;
+	memmove(buf + 4, buf, len);
+	assert_int_equal(maptbl_table_open(buf + 4, len, &oo, &t), -EINVAL);
+	free(buf);
+}
+
+static int no_map(void *ctx, const struct maptbl_hw_map_req *req,
+		  int (*add)(void *sink, const struct maptbl_extent *e), void *sink)
+{
+	(void)ctx, (void)req, (void)add, (void)sink;
+	return -EIO;
+}
+
+static void test_opts(void **state)
+{
+	struct maptbl_hw_serve_opts o;
+	struct maptbl_hw_serve *s = (void *)1;
+	struct maptbl_hw fake = { .magic = HW_MAGIC, .max_vfs = 4 };
+	unsigned bad_vf = 5;
+	struct {
+		struct maptbl_hw_serve_opts o;
+		uint64_t extra;
+	} big;
+
+	(void)state;
+	assert_int_equal(maptbl_hw_serve_opts_init(&o, sizeof(o) - 1), -EINVAL);
+	assert_int_equal(maptbl_hw_serve_opts_init(&o, sizeof(o)), 0);
+	assert_int_equal(o.sz, sizeof(o));
+	assert_null(o.map);
+	/* No mapper. */
+	assert_int_equal(maptbl_hw_serve_open(&fake, &o, &s), -EINVAL);
+	assert_null(s);
+	o.map = no_map;
+	/* A fault queue size that is not a power of two. */
+	o.fq_entries = 48;
+	assert_int_equal(maptbl_hw_serve_open(&fake, &o, &s), -EINVAL);
+	o.fq_entries = 0;
+	/* A VF the device does not have. */
+	o.vfs = &bad_vf;
+	o.nr_vfs = 1;
+	assert_int_equal(maptbl_hw_serve_open(&fake, &o, &s), -ENODEV);
+	/* A newer caller's opts with non-zero bytes past the known fields. */
+	maptbl_hw_serve_opts_init(&big.o, sizeof(big));
+	big.o.map = no_map;
+	big.extra = 1;
+	assert_int_equal(maptbl_hw_serve_open(&fake, &big.o, &s), -EINVAL);
+	/* Not a handle. */
+	fake.magic = 0;
+	assert_int_equal(maptbl_hw_serve_open(&fake, &o, &s), -EINVAL);
+	assert_int_equal(maptbl_hw_serve_run(NULL, 0), -EINVAL);
+	maptbl_hw_serve_close(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_alloc_range),
+		cmocka_unit_test(test_write_zeros),
+		cmocka_unit_test(test_open_inplace),
+		cmocka_unit_test(test_opts),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
