@@ -9,12 +9,14 @@
 #
 # Files from run.sh: /t.mtb (the table of /payload), /expected (the file), /pattern (8 KiB),
 # /expected2 (the file after the pci: write), /pattern2 (4 KiB), /expected3 (after the vfio:
-# write too), /lib/*.ko (pci-pf-stub; vfio's modules in dependency order in /lib/vfio.order).
+# write too), /lib/*.ko (pci-pf-stub; vfio's modules in dependency order in /lib/vfio.order, the
+# serve guest's virtio-blk and ext4 in /lib/serve.order).
 /bin/busybox --install -s /bin
 export PATH=/bin LD_LIBRARY_PATH=/lib
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 
 STEPS_pci="enumerate sriov_stub push read write hostile_ring hostile_bar vf_cycle recover teardown_stub"
+STEPS_serve="enumerate sriov_stub serve_modules serve_mount serve_create serve_write serve_fs teardown_serve"
 STEPS_vfio="enumerate iommu vfio_modules vfio_bind vfio_read vfio_write vfio_token vfio_hostile teardown_vfio"
 
 now() { read u _ </proc/uptime; echo "$u"; }
@@ -226,6 +228,60 @@ t_teardown_vfio() {
 	echo 0 >$PF/sriov_numvfs || fail "sriov_numvfs = 0"
 	[ "$(vfs)" = 0 ] || fail "lspci still shows $(vfs) VFs"
 	MSG="VFs gone"
+}
+
+# ---- serve: the fault service (issue #7) in the guest, on its own ext4 ----------------------
+t_serve_modules() {
+	for m in $(cat /lib/serve.order); do insmod /lib/$m.ko || fail "insmod $m"; done
+	i=0
+	until [ -b /dev/vda ]; do i=$((i + 1)); [ $i -lt 50 ] || fail "no /dev/vda"; sleep 0.1; done
+	MSG="$(tr '\n' ' ' </lib/serve.order)"
+}
+
+t_serve_mount() {
+	mkdir -p /mnt
+	mount -t ext4 /dev/vda /mnt || fail "mount /dev/vda"
+	cp /mnt/payload /tmp/want || fail "cp /mnt/payload"
+	dd if=/pattern of=/tmp/want bs=4096 seek=300 conv=notrunc 2>/dev/null || fail "dd"
+	MSG="/dev/vda (the PF's disk) on /mnt, /mnt/payload $(stat -c %b /mnt/payload) sectors"
+}
+
+# vf create --serve: VF 1 from /mnt/payload (FIEMAP on /dev/vda), then the service, in one process
+# (with pci:, DMA memory belongs to its process).
+t_serve_create() {
+	maptbl vf create --dev pci:$BDF --vf 1 --serve /mnt/payload >/tmp/serve.log 2>&1 &
+	SERVE=$!
+	i=0
+	until maptbl vf list --dev pci:$BDF 2>/dev/null | grep -q '^ *1 .*ready'; do
+		i=$((i + 1)); [ $i -lt 100 ] || fail "VF 1 not ready: $(cat /tmp/serve.log)"
+		kill -0 $SERVE 2>/dev/null || fail "vf create --serve exited: $(cat /tmp/serve.log)"
+		sleep 0.2
+	done
+	MSG="$(maptbl vf list --dev pci:$BDF 2>&1 | tail -1)"
+}
+
+# 8 KiB into the hole at blocks 256-383: the write stalls, the service allocates, it lands.
+t_serve_write() {
+	maptbl-vfrw pci:$BDF 1 write 300 /pattern || fail "maptbl-vfrw write into the hole: $(cat /tmp/serve.log)"
+	maptbl-vfrw pci:$BDF 1 read >/tmp/vf1 || fail "maptbl-vfrw read"
+	cmp /tmp/vf1 /tmp/want || fail "VF 1 after the served write differs"
+	grep -q . /tmp/serve.log || fail "the service logged no fault"
+	MSG="$(grep -c . /tmp/serve.log) service lines: $(tail -1 /tmp/serve.log)"
+}
+
+# The filesystem sees what the device wrote (the service dropped the range from the page cache).
+t_serve_fs() {
+	echo 3 >/proc/sys/vm/drop_caches
+	cmp /mnt/payload /tmp/want || fail "/mnt/payload differs from what VF 1 wrote"
+	MSG="/mnt/payload holds the write, $(stat -c %b /mnt/payload) sectors"
+}
+
+t_teardown_serve() {
+	kill $SERVE; wait $SERVE; rc=$?
+	[ $rc = 0 ] || fail "vf create --serve exited $rc after SIGTERM: $(cat /tmp/serve.log)"
+	umount /mnt || fail "umount /mnt"
+	echo 0 >$PF/sriov_numvfs || fail "sriov_numvfs = 0"
+	MSG="service stopped, /mnt unmounted"
 }
 
 # ---- run --------------------------------------------------------------------------------------

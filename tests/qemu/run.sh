@@ -8,7 +8,7 @@
 # holds the maptbl tools (dynamically linked; their libraries are copied in) and the kernel's
 # pci-pf-stub and vfio modules. The backing disk of the maptbl-pci PF is an ext4 image made here
 # with a file in it; the table is built from that file on the host ('maptbl build --image').
-# The guest's /init is guest.sh (one function per step; see there). Two guests, one after the
+# The guest's /init is guest.sh (one function per step; see there). Three guests, one after the
 # other, on the same disk:
 #   pci   no IOMMU: pci-pf-stub, sysfs resource0 and pagemap DMA; push, read, write; then hostile
 #         input (bad ring entries, random BAR writes, VF disable/enable with I/O in flight) and a
@@ -16,14 +16,18 @@
 #   vfio  intel-iommu with interrupt remapping: vfio-pci enable_sriov, VF tokens, VFIO DMA; push,
 #         read, write through vfio:, the kernel's VF token checks
 # and after them, on the host: the file in the image (debugfs dump) holds both writes, and no
-# block of the image outside the file's data blocks changed. Every step prints its duration;
+# block of the image outside the file's data blocks changed. Then
+#   serve the image is also the guest's virtio disk, its ext4 mounted: 'maptbl vf create --serve'
+#         makes VF 1 from the file and serves its faults; a VF write into a hole stalls, is served
+#         (allocated through the guest's ext4, table updated in place) and lands; the guest's
+#         filesystem reads it; on the host the file holds it and e2fsck -fn is clean. Every step prints its duration;
 # QEMU's logged guest errors are summed up by kind.
 # Exit 0 passed, 1 failed, 77 skipped (QEMU not built, or a needed Debian package missing), with
 # the reason.
 #
 # Environment: MAPTBL (maptbl), MAPTBL_VFRW (tests/qemu/maptbl-vfrw), MAPTBL_HOSTILE
 # (tests/qemu/maptbl-hostile), MAPTBL_QEMU_SEED (the hostile steps' seed), MAPTBL_QEMU_MODES
-# ("pci vfio", or one of them: then the disk is not checked), MAPTBL_QEMU_CACHE (the cache
+# ("pci vfio serve", or some of them: without both pci and vfio the disk is not checked), MAPTBL_QEMU_CACHE (the cache
 # directory of build-qemu.sh, default /var/cache/maptbl), MAPTBL_QEMU (a qemu-system-x86_64 to use
 # instead of the cached build), KEEP=1 keeps the work directory.
 set -euo pipefail
@@ -34,7 +38,7 @@ MAPTBL=${MAPTBL:-$TOP/build/cli/maptbl}
 VFRW=${MAPTBL_VFRW:-$TOP/build/tests/qemu/maptbl-vfrw}
 HOSTILE=${MAPTBL_HOSTILE:-$TOP/build/tests/qemu/maptbl-hostile}
 SEED=${MAPTBL_QEMU_SEED:-20261130}
-MODES=" ${MAPTBL_QEMU_MODES:-pci vfio} "	# the guests to run (both by default)
+MODES=" ${MAPTBL_QEMU_MODES:-pci vfio serve} "	# the guests to run, in this order (all by default)
 CACHE=${MAPTBL_QEMU_CACHE:-/var/cache/maptbl}
 TIMEOUT=${MAPTBL_QEMU_TIMEOUT:-600}
 
@@ -92,19 +96,25 @@ PFSTUB=$(find "$KDIR/lib/modules" -name 'pci-pf-stub.ko*' | head -1)
 [ -n "$PFSTUB" ] || die "$KPKG has no pci-pf-stub module"
 # vfio-pci and what it needs, in dependency order (the package has no modules.dep: depmod runs
 # at install time; the .ko files name their dependencies in .modinfo "depends=").
-VFIO_ORDER=
 ko_of() { find "$KDIR/lib/modules" -name "$1.ko" -o -name "$(echo "$1" | tr _ -).ko" | head -1; }
+# add_mod LIST MODULE: append MODULE, after what it depends on, to the variable named LIST.
 add_mod() {
-	local m=$1 ko dep
-	case " $VFIO_ORDER " in *" $m "*) return ;; esac
+	local list=$1 m=$2 ko dep
+	case " ${!list} " in *" $m "*) return ;; esac
 	ko=$(ko_of "$m")
 	[ -n "$ko" ] || die "$KPKG has no module $m"
-	for dep in $(tr '\0' '\n' <"$ko" | sed -n 's/^depends=//p' | tr , ' '); do add_mod "$dep"; done
-	VFIO_ORDER="$VFIO_ORDER $(basename "$ko" .ko)"
+	for dep in $(tr '\0' '\n' <"$ko" | sed -n 's/^depends=//p' | tr , ' '); do add_mod "$list" "$dep"; done
+	case " ${!list} " in *" $(basename "$ko" .ko) "*) return ;; esac
+	printf -v "$list" '%s %s' "${!list}" "$(basename "$ko" .ko)"
 }
-add_mod vfio-pci
-add_mod vfio_iommu_type1
-step_end "$KPKG; vfio modules:$VFIO_ORDER"
+VFIO_ORDER=
+add_mod VFIO_ORDER vfio-pci
+add_mod VFIO_ORDER vfio_iommu_type1
+# The serve guest mounts the disk's ext4 through virtio-blk (crc32c: ext4's metadata checksums
+# ask the crypto API for it by name, which no "depends=" says).
+SERVE_ORDER=
+for m in virtio_pci virtio_blk crc32c_generic ext4; do add_mod SERVE_ORDER $m; done
+step_end "$KPKG; vfio modules:$VFIO_ORDER; serve modules:$SERVE_ORDER"
 
 # --- the disk, the file, its table ------------------------------------------------------------
 step disk
@@ -144,6 +154,7 @@ cp "$HOSTILE" "$W/root/bin/maptbl-hostile"
 cp /usr/bin/lspci /usr/bin/setpci "$W/root/bin/"
 cp "$PFSTUB" "$W/root/lib/pci-pf-stub.ko"
 for m in $VFIO_ORDER; do cp "$(ko_of "$m")" "$W/root/lib/$m.ko"; echo "$m" >>"$W/root/lib/vfio.order"; done
+for m in $SERVE_ORDER; do cp "$(ko_of "$m")" "$W/root/lib/$m.ko"; echo "$m" >>"$W/root/lib/serve.order"; done
 for lib in $( (ldd "$MAPTBL"; ldd "$VFRW"; ldd "$HOSTILE"; ldd /usr/bin/lspci; ldd /usr/bin/setpci) | awk '/=> \//{print $3} /^\t\/lib64/{print $1}' | sort -u); do
 	case $lib in
 	/lib64/*) cp -L "$lib" "$W/root/lib64/" ;;
@@ -166,7 +177,7 @@ boot() {
 		-serial "file:$W/console-$mode.log" -no-reboot \
 		-L /usr/share/seabios -L /usr/share/qemu \
 		-kernel "$VMLINUZ" -initrd "$W/initrd.gz" \
-		-drive "if=none,id=d0,file=$W/disk.img,format=raw" \
+		-drive "if=none,id=d0,file=${DISK:-$W/disk.img},format=raw,file.locking=off" \
 		"$@" \
 		-device pcie-root-port,id=rp1,chassis=1 \
 		-device maptbl-pci,bus=rp1,drive=d0,total_vfs=4 \
@@ -210,8 +221,7 @@ case $MODES in *" vfio "*)
 boot vfio -M q35,kernel-irqchip=split -device intel-iommu,intremap=on \
 	-append "console=ttyS0 panic=-1 quiet loglevel=4 no_timer_check intel_iommu=on maptbl_mode=vfio maptbl_seed=$SEED" ;;
 esac
-[ "$MODES" = " pci vfio " ] || { echo "only$MODES: the disk is not checked"; exit 0; }
-
+case $MODES in *" pci vfio "*)
 step disk-check
 debugfs -R "dump /payload $W/after" "$W/disk.img" >/dev/null 2>&1
 want=$W/expected3
@@ -236,6 +246,32 @@ print(f"  {n - len(allowed)} blocks outside the file unchanged" if not bad else 
 sys.exit(1 if bad else 0)
 PY
 step_end "the writes landed in the file's blocks; nothing else changed"
+;;
+*) echo "only$MODES: the disk is not checked" ;;
+esac
+
+case $MODES in *" serve "*)
+# serve: the guest is the hypervisor of NeSC's write flow. The same image is its virtio disk
+# (ext4 mounted at /mnt) and the PF's disk; 'maptbl vf create --serve' builds VF 1 from
+# /mnt/payload and serves its faults: a VF write into the file's first hole stalls, the service
+# allocates through the guest's ext4, updates the table, and the write lands. The host then
+# finds the data in the file (debugfs) and the filesystem clean (e2fsck -fn). Both QEMU drives
+# are the one host file (no image locking): the host page cache keeps them coherent.
+debugfs -R "dump /payload $W/serve-before" "$W/disk.img" >/dev/null 2>&1
+boot serve -M q35 -drive "if=none,id=d1,file=$W/disk.img,format=raw,file.locking=off" \
+	-device virtio-blk-pci,drive=d1 \
+	-append "console=ttyS0 panic=-1 quiet loglevel=4 maptbl_mode=serve"
+case $SKIPPED in *serve:*) ;; *)
+step serve-check
+cp "$W/serve-before" "$W/serve-want"
+dd if="$W/root/pattern" of="$W/serve-want" bs=4096 seek=300 conv=notrunc status=none
+debugfs -R "dump /payload $W/serve-after" "$W/disk.img" >/dev/null 2>&1
+cmp "$W/serve-after" "$W/serve-want" || die "the file does not hold the served write (8 KiB at block 300)"
+e2fsck -fn "$W/disk.img" >"$W/e2fsck.out" 2>&1 || { cat "$W/e2fsck.out"; die "e2fsck -fn after the serve guest"; }
+step_end "the served write is in the file; e2fsck -fn clean"
+esac
+;;
+esac
 ms=$((($(date +%s%N) - T_ALL) / 1000000))
 echo "total $((ms / 1000)).$((ms % 1000 / 100)) s"
 if [ -n "$SKIPPED" ]; then
