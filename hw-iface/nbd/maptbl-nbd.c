@@ -9,12 +9,14 @@
  * rings through libmaptbl-hw and moves data through them; of the PF it only reads the
  * identification registers (ID, VERSION, MAX_VFS) when it opens the device.
  * Requests run in parallel (NBDKIT_THREAD_MODEL_PARALLEL): every nbdkit thread that has a
- * request takes a slot (a DMA buffer of SLOT_BYTES), copies write data into it and queues the
- * request; one driver thread owns the device handle, posts whatever is queued into the VF's
+ * request takes a slot (a DMA buffer of SLOT_BYTES), copies write data into it and queues it.
+ * One of the waiting threads at a time is the *leader*: it posts everything queued into the VF's
  * request ring with one doorbell (maptbl_hw_queue_submit()), reaps completions
- * (maptbl_hw_queue_reap()) and wakes their threads. So an NBD client with 32 requests in flight
- * has up to 32 in the VF's rings. Byte ranges that are not block-aligned are read-modify-written
- * here. A write to a hole waits until the host services the fault (or times out with timeout=MS;
+ * (maptbl_hw_queue_reap()), hands them to their threads and passes the lead to a thread that
+ * still waits. So an NBD client with 32 requests in flight has up to 32 in the VF's rings, and a
+ * lone request costs no thread hand-off in the plugin (on a loaded machine a wake-up costs more
+ * than the request). Byte ranges that are not block-aligned are read-modify-written here. A
+ * write to a hole waits until the host services the fault (or times out with timeout=MS;
  * default: wait for ever, as a disk would); the device runs a VF's requests in ring order, so
  * requests queued after a stalled one wait with it (REGISTERS.md §6.2).
  */
@@ -40,22 +42,21 @@
 static char *dev;
 static unsigned vf;
 static int timeout_ms;
-static struct maptbl_hw *hw;	/* used by the driver thread only, once it runs */
+static struct maptbl_hw *hw;	/* used by the leader only, once serving */
 static struct maptbl_hw_queue *q;
 static uint32_t bs, slot_blocks;
 static bool read_only;
 
 /*
  * A request slot. Owned by an nbdkit thread from slot_get() to slot_put(), except while queued
- * or in the ring (queued, posted), when the driver thread fills in cpl and sets done; a thread
- * that gave up (timeout) sets abandoned and the driver thread frees the slot on completion.
- * Everything below is under `lock`.
+ * or in the ring, when the leader fills in cpl and sets done; a thread that gave up (timeout)
+ * sets abandoned and the leader frees the slot on completion. Everything below is under `lock`.
  */
 struct slot {
 	struct maptbl_hw_aio aio;
 	struct maptbl_hw_aio_cpl cpl;
 	void *buf;			/* SLOT_BYTES of DMA memory */
-	pthread_cond_t done_cv;
+	pthread_cond_t cv;		/* done, or: lead */
 	bool done, abandoned;
 	struct slot *next;		/* free list or queue */
 };
@@ -64,12 +65,9 @@ static struct maptbl_hw_dma *slot_mem;
 static struct slot slots[NR_SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t free_cv = PTHREAD_COND_INITIALIZER;	/* a slot was freed */
-static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;	/* a request was queued */
 static struct slot *free_slots, *queued, **queued_tail = &queued;
-static bool stopping, driver_idle;
+static bool leading;		/* a thread is the leader */
 static int broken;		/* the rings failed: -errno for every request from now on */
-static pthread_t driver;
-static bool driver_started;
 
 static void log_cb(void *ctx, enum maptbl_log_level level, const char *msg)
 {
@@ -140,7 +138,7 @@ static int maptbl_get_ready(void)
 	}
 	for (unsigned i = 0; i < NR_SLOTS; i++) {
 		slots[i].buf = (uint8_t *)maptbl_hw_dma_ptr(slot_mem) + (size_t)i * slot_blocks * bs;
-		pthread_cond_init(&slots[i].done_cv, NULL);
+		pthread_cond_init(&slots[i].cv, NULL);
 		slots[i].next = free_slots;
 		free_slots = &slots[i];
 	}
@@ -164,7 +162,7 @@ static void finish(struct slot *s, const struct maptbl_hw_aio_cpl *c)
 		return;
 	}
 	s->done = true;
-	pthread_cond_signal(&s->done_cv);
+	pthread_cond_signal(&s->cv);
 }
 
 /* Fails every queued and posted request with @err (the rings are gone). Under lock. */
@@ -180,90 +178,62 @@ static void fail_all(int err)
 	queued_tail = &queued;
 }
 
-/*
- * The driver thread: the only user of hw and q once it runs. Posts what is queued (one doorbell
- * per batch), reaps completions and hands them to their threads. While it waits for completions
- * new requests queue up; they go into the ring at the next completion (or within 10 ms): with
- * requests in flight the device is busy anyway, and it runs them in ring order.
- */
-static void *driver_main(void *arg)
+/* Wakes a thread whose request is queued or in the ring, to take the lead. Under lock. */
+static void pass_lead(void)
 {
-	struct maptbl_hw_aio_cpl cpl[NR_SLOTS];
-
-	(void)arg;
-	pthread_mutex_lock(&lock);
-	for (;;) {
-		unsigned posted = 0;
-		int n;
-
-		while (queued && !broken) {
-			struct slot *s = queued;
-
-			n = maptbl_hw_queue_post(q, &s->aio, 1);
-			if (n == -EAGAIN)
-				break;
-			queued = s->next;
-			if (!queued)
-				queued_tail = &queued;
-			if (n < 0) {
-				struct maptbl_hw_aio_cpl c = { .err = n, .status = MAPTBL_ST_BAD_REQUEST };
-
-				finish(s, &c);
-				continue;
-			}
-			posted++;
+	for (unsigned i = 0; i < NR_SLOTS; i++)
+		if (slots[i].aio.user_data && !slots[i].abandoned && !slots[i].done) {
+			pthread_cond_signal(&slots[i].cv);
+			return;
 		}
-		if (posted && (n = maptbl_hw_queue_submit(q, NULL, 0)) < 0) {
-			nbdkit_error("VF %u: doorbell: %s", vf, strerror(-n));
-			fail_all(n);
-		}
-		if (stopping) /* nbdkit closed every connection: nobody waits any more */
-			break;
-		if (!maptbl_hw_queue_inflight(q) || broken) {
-			if (!queued || broken) {
-				driver_idle = true;
-				pthread_cond_wait(&work_cv, &lock);
-				driver_idle = false;
-			}
-			continue;
-		}
-		pthread_mutex_unlock(&lock);
-		n = maptbl_hw_queue_reap(q, cpl, NR_SLOTS, 10);
-		pthread_mutex_lock(&lock);
-		if (n < 0) {
-			nbdkit_error("VF %u: the rings failed: %s", vf, strerror(-n));
-			fail_all(n);
-			continue;
-		}
-		for (int i = 0; i < n; i++)
-			finish(&slots[cpl[i].user_data - 1], &cpl[i]);
-	}
-	pthread_mutex_unlock(&lock);
-	return NULL;
 }
 
-/* nbdkit forks before serving (unless -f): the driver thread starts in the serving process. */
-static int maptbl_after_fork(void)
+/*
+ * The leader's turn (called and returning under lock): post what is queued with one doorbell,
+ * reap what completes within 10 ms, hand the completions out, pass the lead on. Only the leader
+ * touches hw and q.
+ */
+static void lead(void)
 {
-	int err = pthread_create(&driver, NULL, driver_main, NULL);
+	struct maptbl_hw_aio_cpl cpl[NR_SLOTS];
+	unsigned posted = 0;
+	int n;
 
-	if (err) {
-		nbdkit_error("cannot start the driver thread: %s", strerror(err));
-		return -1;
+	leading = true;
+	while (queued && !broken) {
+		struct slot *s = queued;
+
+		n = maptbl_hw_queue_post(q, &s->aio, 1);
+		if (n == -EAGAIN)
+			break;
+		queued = s->next;
+		if (!queued)
+			queued_tail = &queued;
+		if (n < 0) {
+			struct maptbl_hw_aio_cpl c = { .err = n, .status = MAPTBL_ST_BAD_REQUEST };
+
+			finish(s, &c);
+			continue;
+		}
+		posted++;
 	}
-	driver_started = true;
-	return 0;
+	pthread_mutex_unlock(&lock);
+	n = posted ? maptbl_hw_queue_submit(q, NULL, 0) : 0;
+	if (n >= 0)
+		n = maptbl_hw_queue_reap(q, cpl, NR_SLOTS, 10);
+	pthread_mutex_lock(&lock);
+	if (n < 0) {
+		nbdkit_error("VF %u: the rings failed: %s", vf, strerror(-n));
+		fail_all(n);
+	}
+	for (int i = 0; i < n; i++)
+		finish(&slots[cpl[i].user_data - 1], &cpl[i]);
+	leading = false;
+	pass_lead();
 }
 
 static void maptbl_unload(void)
 {
-	if (driver_started) {
-		pthread_mutex_lock(&lock);
-		stopping = true;
-		pthread_cond_signal(&work_cv);
-		pthread_mutex_unlock(&lock);
-		pthread_join(driver, NULL);
-	}
 	maptbl_hw_dma_free(slot_mem);
 	maptbl_hw_queue_close(q);
 	maptbl_hw_close(hw);
@@ -345,8 +315,8 @@ static void slot_put(struct slot *s)
 }
 
 /*
- * One device request of at most slot_blocks blocks through slot @s: queue it for the driver
- * thread and wait for its completion. 0 or -errno; *status gets the device's status.
+ * One device request of at most slot_blocks blocks through slot @s: queue it and wait for its
+ * completion, leading when no other thread does. 0 or -errno; *status gets the device's status.
  */
 static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32_t flags,
 		   uint32_t *status)
@@ -376,12 +346,22 @@ static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32
 	s->next = NULL;
 	*queued_tail = s;
 	queued_tail = &s->next;
-	if (driver_idle)
-		pthread_cond_signal(&work_cv);
-	while (!s->done && !err)
-		err = timeout_ms > 0 ? pthread_cond_timedwait(&s->done_cv, &lock, &end)
-				     : pthread_cond_wait(&s->done_cv, &lock);
-	if (!s->done) { /* timed out: the request stays in the ring; the driver frees the slot */
+	while (!s->done && !err) {
+		if (!leading)
+			lead();
+		else if (timeout_ms > 0)
+			err = pthread_cond_timedwait(&s->cv, &lock, &end);
+		else
+			pthread_cond_wait(&s->cv, &lock);
+		if (!s->done && timeout_ms > 0 && !err) {
+			struct timespec now;
+
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+				err = ETIMEDOUT;
+		}
+	}
+	if (!s->done) { /* timed out: the request stays queued or in the ring; the leader frees it */
 		s->abandoned = true;
 		pthread_mutex_unlock(&lock);
 		*status = MAPTBL_ST_OK;
@@ -409,7 +389,7 @@ static int io(uint32_t op, uint64_t lba, uint64_t n, void *buf, uint32_t flags)
 			memcpy(s->buf, p, (size_t)k * bs);
 		err = slot_io(s, op, lba, k, flags, &st);
 		if (err == -ETIMEDOUT)
-			s = NULL; /* abandoned: the driver thread frees it */
+			s = NULL; /* abandoned: a leader frees it */
 		if (err)
 			break;
 		if (op == MAPTBL_OP_READ)
@@ -533,7 +513,6 @@ static struct nbdkit_plugin plugin = {
 		       "timeout=MS  give up on a request after MS ms (default 0: wait for ever)",
 	.config_complete = maptbl_config_complete,
 	.get_ready = maptbl_get_ready,
-	.after_fork = maptbl_after_fork,
 	.unload = maptbl_unload,
 	.open = maptbl_open,
 	.get_size = maptbl_get_size,
