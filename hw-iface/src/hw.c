@@ -933,7 +933,8 @@ static bool cq_ready(const struct maptbl_hw_queue *q)
 
 /*
  * Waits up to @timeout_ms (< 0 for ever, 0 not at all) for a completion at q->head: 0,
- * -ETIMEDOUT, -EIO (the rings stopped), -errno. Before sleeping it acknowledges the completion
+ * -ETIMEDOUT, -EIO (the rings stopped), -errno. It reads INT_STATUS once first (a barrier
+ * after the doorbell, see below). Before sleeping it acknowledges the completion
  * interrupt (INT_STATUS.CQ, W1C) and looks again: the device raises the interrupt only when the
  * cause goes from clear to set, so a completion posted while the cause was still set from an
  * earlier one would otherwise wake nobody. (This used to be missing: every request after the
@@ -944,7 +945,7 @@ static int cq_wait(struct maptbl_hw_queue *q, int timeout_ms)
 {
 	struct maptbl_hw *hw = q->hw;
 	int64_t start = now_ms(), last_check = start;
-	bool armed = false;
+	bool synced = false, armed = false;
 	int err;
 
 	for (;;) {
@@ -967,6 +968,20 @@ static int cq_wait(struct maptbl_hw_queue *q, int timeout_ms)
 					   q->fn, qs);
 				return -EIO;
 			}
+		}
+		if (!synced) {
+			/*
+			 * First a read (non-posted, so ordered after our posted doorbells): a device
+			 * that served the requests at the doorbell (maptbl-emu does) has posted their
+			 * completions by the time it answers, and the interrupt cause, still set
+			 * from an earlier completion, raised no interrupt message on the way.
+			 */
+			uint32_t st;
+
+			if ((err = hw->ops->read32(hw, q->fn, MAPTBL_REG_INT_STATUS, &st)))
+				return err;
+			synced = true;
+			continue;
 		}
 		if (!armed) {
 			/* Not posted: the acknowledgement must be done before we look again. */
@@ -1246,10 +1261,11 @@ MAPTBL_API int maptbl_hw_queue_reap(struct maptbl_hw_queue *q, struct maptbl_hw_
 		q->unacked++;
 	}
 	/*
-	 * CQ_HEAD is written lazily (post() writes it when the ring needs the room); here only when
-	 * half the ring waits for it or nothing is outstanding, so the device's view stays fresh.
+	 * CQ_HEAD is written lazily: post() writes it when the ring needs the room (the device
+	 * takes a request only when its completion fits), and here once half the ring waits for it.
+	 * A doorbell message saved per request is a wake-up of the emulator saved.
 	 */
-	if ((q->unacked >= q->entries / 2 || !q->inflight) && (err = cq_ack(q)))
+	if (q->unacked >= q->entries / 2 && (err = cq_ack(q)))
 		return err;
 	return (int)got;
 }
