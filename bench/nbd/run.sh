@@ -17,7 +17,8 @@
 #
 # Environment: EXTENTS (100000), RUNS (5), RUNTIME (seconds per fio run, 5), SWEEP (cache
 # configurations "XCACHE:NCACHE" separated by spaces, default "8:64"; 0 disables that cache),
-# THREADS (nbdkit threads, 32), WORKDIR (~1 GiB of image, default ${TMPDIR:-/var/tmp}), MAPTBL,
+# THREADS (nbdkit threads, 32), WORKDIR (~1 GiB of image, default /dev/shm: other processes'
+# `echo 3 > drop_caches` then cannot turn page-cache reads into disk reads halfway), MAPTBL,
 # EMU, PLUGIN, FRAGMENT (the programs, default under BUILD_DIR).
 # Without root, loop devices, nbdkit or fio it says so and exits 77.
 set -u
@@ -51,7 +52,9 @@ for p in "$MAPTBL" "$EMU" "$PLUGIN" "$FRAGMENT" "$BENCH_EMU"; do
 	[ -e "$p" ] || { echo "run.sh: $p not found: build first (cmake --build $BUILD)" >&2; exit 2; }
 done
 
-WORK=$(mktemp -d "${WORKDIR:-${TMPDIR:-/var/tmp}}/maptbl-bench-nbd.XXXXXX") || exit 1
+WORKDIR=${WORKDIR:-/dev/shm}
+[ -d "$WORKDIR" ] || WORKDIR=${TMPDIR:-/var/tmp}
+WORK=$(mktemp -d "$WORKDIR/maptbl-bench-nbd.XXXXXX") || exit 1
 MNT=$WORK/mnt
 DEV=
 MOUNTED=0
@@ -91,37 +94,12 @@ wait_socket() {
 	exit 1
 }
 
-extents_of() {
-	filefrag "$1" | sed -n 's/.*: \([0-9]*\) extents\{0,1\} found.*/\1/p'
-}
-
-# The image: two files fragmented against each other, more blocks until the first has EXTENTS.
-mkdir -p "$MNT"
-blocks=$EXTENTS
-for attempt in 1 2 3; do
-	size=$(((2 * blocks * BS * 13 / 10) / 1048576 + 64))
-	rm -f "$WORK/fs.img"
-	truncate -s "${size}M" "$WORK/fs.img"
-	mkfs.ext4 -q -F -b $BS "$WORK/fs.img" >/dev/null || { echo "run.sh: mkfs.ext4 failed" >&2; exit 1; }
-	DEV=$(losetup -f --show "$WORK/fs.img") || { echo "run.sh: losetup failed" >&2; exit 1; }
-	mount "$DEV" "$MNT" || { echo "run.sh: mount failed" >&2; exit 1; }
-	MOUNTED=1
-	echo "run.sh: fragmenting 2 x $blocks blocks on a ${size} MiB ext4 image..."
-	"$FRAGMENT" "$MNT/vm.img" "$MNT/other" "$blocks" $BS || exit 1
-	sync
-	n=$(extents_of "$MNT/vm.img")
-	echo "run.sh: vm.img: $n extents (filefrag)"
-	[ "${n:-0}" -ge "$EXTENTS" ] && break
-	umount "$MNT" && MOUNTED=0
-	losetup -d "$DEV" && DEV=
-	blocks=$((blocks * EXTENTS / (n > 0 ? n : 1) + 256))
-	[ "$attempt" = 3 ] && { echo "run.sh: could not make a file of $EXTENTS extents" >&2; exit 1; }
-done
+source "$(dirname "$0")/../fragmented_image.sh"
+fragmented_image vm.img other
 "$MAPTBL" build -q "$MNT/vm.img" -o "$WORK/vm.mtb" || exit 1
 "$MAPTBL" dump "$WORK/vm.mtb" | sed -n "s/^/run.sh: table: /;1,4p"
 # The table is built; the filesystem is not needed any more (the device reads the image).
-umount "$MNT" && MOUNTED=0
-losetup -d "$DEV" && DEV=
+detach
 echo "run.sh: $(uname -r); $(lscpu | sed -n 's/^Model name: *//p'); $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # fio_run URI QD: prints "IOPS MEAN-LATENCY-US" (terse v3: field 8 read IOPS, 40 read lat mean).
@@ -164,6 +142,7 @@ for cfg in $SWEEP; do
 	PIDS+=($!)
 	wait_socket "$WORK/emu.sock"
 	"$MAPTBL" push --vf 1 "$WORK/vm.mtb" >/dev/null || exit 1
+	rm -f "$RAWSOCK" "$VFSOCK" # nbdkit leaves its socket behind
 	nbdkit -f -r -t "$THREADS" -U "$RAWSOCK" file "$WORK/fs.img" 2>>"$WORK/nbdkit.log" &
 	RAWPID=$!
 	PIDS+=($!)
