@@ -24,7 +24,9 @@ done
 sync
 
 SOCK=$WORK/emu.sock
-start_emu "$WORK/fs.img" "$SOCK"
+# --inline 0: the processing thread serves every request, so the driver really waits for
+# completions (with the default the emulator serves them before it answers the doorbell write).
+start_emu "$WORK/fs.img" "$SOCK" --inline 0
 export MAPTBL_DEV=emu:$SOCK
 vf=$("$MAPTBL" vf create "$MNT/vm.img")
 check "vf create prints VF 1" [ "$vf" = 1 ]

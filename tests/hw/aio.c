@@ -192,6 +192,9 @@ int main(int argc, char **argv)
 		while (reaped < 3000) {
 			unsigned k = 0;
 
+			if (now_s() - t0 > 12)
+				break; /* the check below fails */
+
 			for (unsigned s = 0; s < depth && total + k < 3000; s++) {
 				if (fl[s].busy)
 					continue;
@@ -224,13 +227,16 @@ int main(int argc, char **argv)
 			}
 			reaped += (unsigned)n;
 		}
-		check("3000 reads streamed through a 16-entry ring, each with the file's data", !bad);
+		check("3000 reads streamed through a 16-entry ring, each with the file's data",
+		      !bad && reaped == 3000);
 		/*
-		 * This used to take a second per wait: the driver never acknowledged INT_STATUS.CQ,
-		 * so after the first completion the device raised no interrupt and every wait ran
-		 * into its timeout. 3000 requests with a lost interrupt each would take far longer.
+		 * This used to be slow: the driver never acknowledged INT_STATUS.CQ, so after the
+		 * first completion the device raised no interrupt and every wait ran into its poll
+		 * timeout (1 ms then; 1 s slices now). With the acknowledgement left out this part
+		 * takes about 21 s against the emulator with --inline 0 (so that the driver waits),
+		 * under 1 s with it.
 		 */
-		check("the waits end by interrupt (3000 requests in under 30 s)", now_s() - t0 < 30);
+		check("the waits end by interrupt (3000 requests in under 12 s)", now_s() - t0 < 12);
 	}
 
 	/* 4. A write to a hole stalls; the requests after it wait, those before it complete. */
