@@ -62,46 +62,8 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 trap 'exit 141' PIPE # e.g. the output piped into head
 
-attach_mount() {
-	DEV=$(losetup -f --show "$WORK/fs.img") || { echo "run.sh: losetup failed" >&2; exit 1; }
-	mount "$DEV" "$MNT" || { echo "run.sh: mount failed" >&2; exit 1; }
-	MOUNTED=1
-}
-
-detach() {
-	umount "$MNT" || { echo "run.sh: umount failed" >&2; exit 1; }
-	MOUNTED=0
-	losetup -d "$DEV"
-	DEV=
-}
-
-extents_of() {
-	filefrag "$1" | sed -n 's/.*: \([0-9]*\) extents\{0,1\} found.*/\1/p'
-}
-
-# Two files of N blocks each, fragmented against each other; more blocks until the first has
-# EXTENTS extents (the allocator sometimes puts a file's blocks side by side).
-mkdir -p "$MNT"
-blocks=$EXTENTS
-for attempt in 1 2 3; do
-	size=$(((2 * blocks * BS * 13 / 10) / 1048576 + 64))
-	rm -f "$WORK/fs.img"
-	truncate -s "${size}M" "$WORK/fs.img"
-	mkfs.ext4 -q -F -b $BS "$WORK/fs.img" >/dev/null || { echo "run.sh: mkfs.ext4 failed" >&2; exit 1; }
-	attach_mount
-	echo "run.sh: fragmenting 2 x $blocks blocks on a ${size} MiB ext4 image ($DEV)..."
-	"$FRAGMENT" "$MNT/frag-a" "$MNT/frag-b" "$blocks" $BS || exit 1
-	sync
-	n=$(extents_of "$MNT/frag-a")
-	echo "run.sh: $MNT/frag-a: $n extents (filefrag)"
-	[ "${n:-0}" -ge "$EXTENTS" ] && break
-	detach
-	blocks=$((blocks * EXTENTS / (n > 0 ? n : 1) + 256))
-	if [ "$attempt" = 3 ]; then
-		echo "run.sh: could not make a file of $EXTENTS extents" >&2
-		exit 1
-	fi
-done
+source "$(dirname "$0")/../fragmented_image.sh"
+fragmented_image frag-a frag-b
 detach
 echo "run.sh: copying the image for the offline part..."
 cp --sparse=always "$WORK/fs.img" "$WORK/offline.img" || exit 1

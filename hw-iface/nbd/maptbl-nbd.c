@@ -8,31 +8,66 @@
  * The plugin is the VF's driver (the VM side): it sets up the VF's own request and completion
  * rings through libmaptbl-hw and moves data through them; of the PF it only reads the
  * identification registers (ID, VERSION, MAX_VFS) when it opens the device.
- * Requests are served one at a time (NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS: one ring pair,
- * one synchronous request in flight). Byte ranges that are not block-aligned are read-modify-
- * written here. A write to a hole waits until the host services the fault (or times out with
- * timeout=MS; default: wait for ever, as a disk would).
+ * Requests run in parallel (NBDKIT_THREAD_MODEL_PARALLEL): every nbdkit thread that has a
+ * request takes a slot (a DMA buffer of SLOT_BYTES), copies write data into it and queues it.
+ * One of the waiting threads at a time is the *leader*: it posts everything queued into the VF's
+ * request ring with one doorbell (maptbl_hw_queue_submit()), reaps completions
+ * (maptbl_hw_queue_reap()), hands them to their threads and passes the lead to a thread that
+ * still waits. So an NBD client with 32 requests in flight has up to 32 in the VF's rings, and a
+ * lone request costs no thread hand-off in the plugin (on a loaded machine a wake-up costs more
+ * than the request). Byte ranges that are not block-aligned are read-modify-written here. A
+ * write to a hole waits until the host services the fault (or times out with timeout=MS;
+ * default: wait for ever, as a disk would); the device runs a VF's requests in ring order, so
+ * requests queued after a stalled one wait with it (REGISTERS.md §6.2).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
 #include <maptbl/hw.h>
 
-#define THREAD_MODEL NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+#define RING_ENTRIES 128		/* the VF's rings */
+#define NR_SLOTS 64			/* requests in flight at most */
+#define SLOT_BYTES (128u * 1024u)	/* DMA buffer per slot: larger requests are split */
 
 static char *dev;
 static unsigned vf;
 static int timeout_ms;
-static struct maptbl_hw *hw;
+static struct maptbl_hw *hw;	/* used by the leader only, once serving */
 static struct maptbl_hw_queue *q;
-static uint32_t bs;
+static uint32_t bs, slot_blocks;
 static bool read_only;
+
+/*
+ * A request slot. Owned by an nbdkit thread from slot_get() to slot_put(), except while queued
+ * or in the ring, when the leader fills in cpl and sets done; a thread that gave up (timeout)
+ * sets abandoned and the leader frees the slot on completion. Everything below is under `lock`.
+ */
+struct slot {
+	struct maptbl_hw_aio aio;
+	struct maptbl_hw_aio_cpl cpl;
+	void *buf;			/* SLOT_BYTES of DMA memory */
+	pthread_cond_t cv;		/* done, or: lead */
+	bool done, abandoned;
+	struct slot *next;		/* free list or queue */
+};
+
+static struct maptbl_hw_dma *slot_mem;
+static struct slot slots[NR_SLOTS];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t free_cv = PTHREAD_COND_INITIALIZER;	/* a slot was freed */
+static struct slot *free_slots, *queued, **queued_tail = &queued;
+static bool leading;		/* a thread is the leader */
+static int broken;		/* the rings failed: -errno for every request from now on */
 
 static void log_cb(void *ctx, enum maptbl_log_level level, const char *msg)
 {
@@ -86,12 +121,27 @@ static int maptbl_get_ready(void)
 		nbdkit_error("%s: cannot open: %s", dev, strerror(-err));
 		return -1;
 	}
-	err = maptbl_hw_queue_open(hw, vf, 64, &q);
+	err = maptbl_hw_queue_open(hw, vf, RING_ENTRIES, &q);
 	if (err) {
 		nbdkit_error("%s: VF %u: %s", dev, vf, strerror(-err));
 		return -1;
 	}
 	bs = maptbl_hw_queue_block_size(q);
+	slot_blocks = SLOT_BYTES / bs ? SLOT_BYTES / bs : 1;
+	if (slot_blocks > maptbl_hw_queue_max_blocks(q))
+		slot_blocks = maptbl_hw_queue_max_blocks(q);
+	err = maptbl_hw_dma_alloc(hw, (size_t)NR_SLOTS * slot_blocks * bs, 0, &slot_mem);
+	if (err) {
+		nbdkit_error("%s: %u KiB of DMA memory for the request slots: %s", dev,
+			     (unsigned)((size_t)NR_SLOTS * slot_blocks * bs / 1024), strerror(-err));
+		return -1;
+	}
+	for (unsigned i = 0; i < NR_SLOTS; i++) {
+		slots[i].buf = (uint8_t *)maptbl_hw_dma_ptr(slot_mem) + (size_t)i * slot_blocks * bs;
+		pthread_cond_init(&slots[i].cv, NULL);
+		slots[i].next = free_slots;
+		free_slots = &slots[i];
+	}
 	if (!maptbl_hw_read32(hw, vf, MAPTBL_REG_STATUS, &st))
 		read_only = st & MAPTBL_FN_STATUS_READ_ONLY;
 	nbdkit_debug("VF %u: %" PRIu64 " blocks of %u%s", vf, maptbl_hw_queue_blocks(q), bs,
@@ -99,8 +149,92 @@ static int maptbl_get_ready(void)
 	return 0;
 }
 
+/* A completion (or a failure) for slot @s. Under lock. */
+static void finish(struct slot *s, const struct maptbl_hw_aio_cpl *c)
+{
+	s->cpl = *c;
+	s->aio.user_data = 0;
+	if (s->abandoned) { /* its thread gave up: the slot is ours to free */
+		s->abandoned = false;
+		s->next = free_slots;
+		free_slots = s;
+		pthread_cond_signal(&free_cv);
+		return;
+	}
+	s->done = true;
+	pthread_cond_signal(&s->cv);
+}
+
+/* Fails every queued and posted request with @err (the rings are gone). Under lock. */
+static void fail_all(int err)
+{
+	struct maptbl_hw_aio_cpl c = { .err = err, .status = MAPTBL_ST_IO_ERROR };
+
+	broken = err;
+	for (unsigned i = 0; i < NR_SLOTS; i++)
+		if (slots[i].aio.user_data) /* queued or posted */
+			finish(&slots[i], &c);
+	queued = NULL;
+	queued_tail = &queued;
+}
+
+/* Wakes a thread whose request is queued or in the ring, to take the lead. Under lock. */
+static void pass_lead(void)
+{
+	for (unsigned i = 0; i < NR_SLOTS; i++)
+		if (slots[i].aio.user_data && !slots[i].abandoned && !slots[i].done) {
+			pthread_cond_signal(&slots[i].cv);
+			return;
+		}
+}
+
+/*
+ * The leader's turn (called and returning under lock): post what is queued with one doorbell,
+ * reap what completes within 10 ms, hand the completions out, pass the lead on. Only the leader
+ * touches hw and q.
+ */
+static void lead(void)
+{
+	struct maptbl_hw_aio_cpl cpl[NR_SLOTS];
+	unsigned posted = 0;
+	int n;
+
+	leading = true;
+	while (queued && !broken) {
+		struct slot *s = queued;
+
+		n = maptbl_hw_queue_post(q, &s->aio, 1);
+		if (n == -EAGAIN)
+			break;
+		queued = s->next;
+		if (!queued)
+			queued_tail = &queued;
+		if (n < 0) {
+			struct maptbl_hw_aio_cpl c = { .err = n, .status = MAPTBL_ST_BAD_REQUEST };
+
+			finish(s, &c);
+			continue;
+		}
+		posted++;
+	}
+	pthread_mutex_unlock(&lock);
+	n = posted ? maptbl_hw_queue_submit(q, NULL, 0) : 0;
+	if (n >= 0)
+		n = maptbl_hw_queue_reap(q, cpl, NR_SLOTS, 10);
+	pthread_mutex_lock(&lock);
+	if (n < 0) {
+		nbdkit_error("VF %u: the rings failed: %s", vf, strerror(-n));
+		fail_all(n);
+	}
+	for (int i = 0; i < n; i++)
+		finish(&slots[cpl[i].user_data - 1], &cpl[i]);
+	leading = false;
+	pass_lead();
+}
+
 static void maptbl_unload(void)
 {
+	maptbl_hw_dma_free(slot_mem);
 	maptbl_hw_queue_close(q);
 	maptbl_hw_close(hw);
 	free(dev);
@@ -154,19 +288,124 @@ static int maptbl_can_fua(void *h)
 static int maptbl_can_multi_conn(void *h)
 {
 	(void)h;
-	return 1; /* one device, requests serialized: a flush covers every connection */
+	return 1; /* one device and one ring pair, run in order: a flush covers every connection */
 }
 
+/* Takes a free slot (waits for one). */
+static struct slot *slot_get(void)
+{
+	struct slot *s;
+
+	pthread_mutex_lock(&lock);
+	while (!free_slots)
+		pthread_cond_wait(&free_cv, &lock);
+	s = free_slots;
+	free_slots = s->next;
+	pthread_mutex_unlock(&lock);
+	return s;
+}
+
+static void slot_put(struct slot *s)
+{
+	pthread_mutex_lock(&lock);
+	s->next = free_slots;
+	free_slots = s;
+	pthread_cond_signal(&free_cv);
+	pthread_mutex_unlock(&lock);
+}
+
+/*
+ * One device request of at most slot_blocks blocks through slot @s: queue it and wait for its
+ * completion, leading when no other thread does. 0 or -errno; *status gets the device's status.
+ */
+static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32_t flags,
+		   uint32_t *status)
+{
+	struct timespec end;
+	int err = 0;
+
+	if (timeout_ms > 0) {
+		clock_gettime(CLOCK_REALTIME, &end);
+		end.tv_sec += timeout_ms / 1000;
+		end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (end.tv_nsec >= 1000000000)
+			end.tv_sec++, end.tv_nsec -= 1000000000;
+	}
+	s->aio = (struct maptbl_hw_aio){ .opcode = op, .flags = flags, .lba = lba, .nblocks = n,
+					 .buf = op == MAPTBL_OP_READ || op == MAPTBL_OP_WRITE ? s->buf : NULL,
+					 .user_data = (uint64_t)(s - slots) + 1 };
+	s->done = false;
+	*status = 0;
+	pthread_mutex_lock(&lock);
+	if (broken) {
+		s->aio.user_data = 0;
+		pthread_mutex_unlock(&lock);
+		*status = MAPTBL_ST_IO_ERROR;
+		return broken;
+	}
+	s->next = NULL;
+	*queued_tail = s;
+	queued_tail = &s->next;
+	while (!s->done && !err) {
+		if (!leading)
+			lead();
+		else if (timeout_ms > 0)
+			err = pthread_cond_timedwait(&s->cv, &lock, &end);
+		else
+			pthread_cond_wait(&s->cv, &lock);
+		if (!s->done && timeout_ms > 0 && !err) {
+			struct timespec now;
+
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+				err = ETIMEDOUT;
+		}
+	}
+	if (!s->done) { /* timed out: the request stays queued or in the ring; the leader frees it */
+		s->abandoned = true;
+		pthread_mutex_unlock(&lock);
+		*status = MAPTBL_ST_OK;
+		return -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&lock);
+	*status = s->cpl.status;
+	return s->cpl.err;
+}
+
+/* @n blocks at @lba, split into slot-sized device requests; @buf NULL for WRITE_ZEROES, FLUSH. */
 static int io(uint32_t op, uint64_t lba, uint64_t n, void *buf, uint32_t flags)
 {
-	struct maptbl_hw_io r = { .opcode = op, .flags = flags, .lba = lba, .nblocks = n,
-				  .buf = buf, .timeout_ms = timeout_ms };
-	int err = maptbl_hw_queue_io(q, &r);
+	struct slot *s = slot_get();
+	uint8_t *p = buf;
+	uint32_t st = 0;
+	int err = 0;
 
+	do {
+		uint32_t k = n < slot_blocks ? (uint32_t)n : slot_blocks;
+
+		if (op == MAPTBL_OP_WRITE_ZEROES)
+			k = n < maptbl_hw_queue_max_blocks(q) ? (uint32_t)n : maptbl_hw_queue_max_blocks(q);
+		if (op == MAPTBL_OP_WRITE)
+			memcpy(s->buf, p, (size_t)k * bs);
+		err = slot_io(s, op, lba, k, flags, &st);
+		if (err == -ETIMEDOUT)
+			s = NULL; /* abandoned: a leader frees it */
+		if (err)
+			break;
+		if (op == MAPTBL_OP_READ)
+			memcpy(p, s->buf, (size_t)k * bs);
+		if (p)
+			p += (size_t)k * bs;
+		lba += k;
+		n -= k;
+	} while (n);
+	if (s)
+		slot_put(s);
 	if (err) {
 		nbdkit_error("VF %u: %s of %" PRIu64 " blocks at %" PRIu64 ": %s (status %s)", vf,
-			     op == MAPTBL_OP_READ ? "read" : op == MAPTBL_OP_WRITE ? "write" : "zero", n,
-			     lba, strerror(-err), maptbl_hw_status_name(r.status));
+			     op == MAPTBL_OP_READ ? "read" : op == MAPTBL_OP_WRITE ? "write"
+			     : op == MAPTBL_OP_FLUSH ? "flush" : "zero", n, lba, strerror(-err),
+			     maptbl_hw_status_name(st));
 		nbdkit_set_error(err == -EROFS ? EROFS : err == -ENOSPC ? ENOSPC : EIO);
 		return -1;
 	}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hw.c - libmaptbl-hw: the device-independent driver (registers, VFs, tables, counters, fault
- * queue, synchronous block I/O through a function's rings) over a backend (internal.h).
+ * queue, block I/O through a function's rings, synchronous or with several requests in flight)
+ * over a backend (internal.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -782,6 +783,16 @@ struct maptbl_hw_queue {
 	struct maptbl_hw_dma *rq, *cq, *bounce;
 	uint32_t bs, max_xfer, tail, head, phase, tag;
 	uint64_t blocks;
+	/* asynchronous requests: the tag of a request is its slot in udata/busy */
+	uint32_t dev_max_xfer;	/* MAX_XFER of the device (max_xfer is cut to the bounce buffer) */
+	uint32_t rung;		/* RQ_TAIL the device was last told */
+	bool rung_synced;	/* the last doorbell write was answered: no barrier needed */
+	uint32_t unacked;	/* completions reaped, CQ_HEAD not yet written */
+	unsigned inflight;	/* posted, not reaped */
+	uint64_t *udata;
+	bool *busy;
+	uint32_t *free_tags;	/* stack of free slots */
+	unsigned nfree;
 };
 
 MAPTBL_API int maptbl_hw_queue_open(struct maptbl_hw *hw, unsigned fn, unsigned entries,
@@ -818,6 +829,16 @@ MAPTBL_API int maptbl_hw_queue_open(struct maptbl_hw *hw, unsigned fn, unsigned 
 		err = -EBUSY;
 		goto fail;
 	}
+	q->dev_max_xfer = q->max_xfer;
+	q->udata = calloc(entries, sizeof(*q->udata));
+	q->busy = calloc(entries, sizeof(*q->busy));
+	q->free_tags = calloc(entries, sizeof(*q->free_tags));
+	if (!q->udata || !q->busy || !q->free_tags) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < entries; i++)
+		q->free_tags[q->nfree++] = entries - 1 - i;
 	blen = BOUNCE_MAX < (uint64_t)q->bs * q->max_xfer ? BOUNCE_MAX : (size_t)q->bs * q->max_xfer;
 	if (blen < q->bs)
 		blen = q->bs;
@@ -846,6 +867,9 @@ fail:
 	maptbl_hw_dma_free(q->rq);
 	maptbl_hw_dma_free(q->cq);
 	maptbl_hw_dma_free(q->bounce);
+	free(q->udata);
+	free(q->busy);
+	free(q->free_tags);
 	free(q);
 	return err;
 }
@@ -858,6 +882,9 @@ MAPTBL_API void maptbl_hw_queue_close(struct maptbl_hw_queue *q)
 	maptbl_hw_dma_free(q->rq);
 	maptbl_hw_dma_free(q->cq);
 	maptbl_hw_dma_free(q->bounce);
+	free(q->udata);
+	free(q->busy);
+	free(q->free_tags);
 	free(q);
 }
 
@@ -889,6 +916,93 @@ static int status_errno(uint32_t st)
 	}
 }
 
+static int post32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t val)
+{
+	return hw->ops->post32 ? hw->ops->post32(hw, fn, off, val)
+			       : hw->ops->write32(hw, fn, off, val);
+}
+
+/* True when the completion entry at q->head is new (its phase bit is the one expected). */
+static bool cq_ready(const struct maptbl_hw_queue *q)
+{
+	const struct maptbl_hw_cpl *c = (const struct maptbl_hw_cpl *)q->cq->vaddr + q->head;
+	bool ready = (maptbl_le16_to_cpu(c->flags) & MAPTBL_CPL_F_PHASE) == q->phase;
+
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return ready;
+}
+
+/*
+ * Waits up to @timeout_ms (< 0 for ever, 0 not at all) for a completion at q->head: 0,
+ * -ETIMEDOUT, -EIO (the rings stopped), -errno. It reads INT_STATUS once first (a barrier
+ * after the doorbell, see below). Before sleeping it acknowledges the completion
+ * interrupt (INT_STATUS.CQ, W1C) and looks again: the device raises the interrupt only when the
+ * cause goes from clear to set, so a completion posted while the cause was still set from an
+ * earlier one would otherwise wake nobody. (This used to be missing: every request after the
+ * first waited out a 1 ms poll instead of its interrupt.) Interrupts are hints: Q_STATUS is
+ * checked every second.
+ */
+static int cq_wait(struct maptbl_hw_queue *q, int timeout_ms)
+{
+	struct maptbl_hw *hw = q->hw;
+	int64_t start = now_ms(), last_check = start;
+	bool synced = q->rung_synced, armed = false;
+	int err;
+
+	q->rung_synced = false;
+	for (;;) {
+		int64_t now, slice;
+		uint32_t v;
+
+		if (cq_ready(q))
+			return 0;
+		now = now_ms();
+		if (!timeout_ms || (timeout_ms > 0 && now - start >= timeout_ms))
+			return -ETIMEDOUT;
+		if (now - last_check >= 1000) {
+			uint32_t qs;
+
+			last_check = now;
+			if ((err = hw->ops->read32(hw, q->fn, MAPTBL_REG_Q_STATUS, &qs)))
+				return err;
+			if (!(qs & MAPTBL_Q_STATUS_RUNNING)) {
+				maptbl_log(MAPTBL_LOG_ERROR, "function %u: the rings stopped (Q_STATUS 0x%x)",
+					   q->fn, qs);
+				return -EIO;
+			}
+		}
+		if (!synced) {
+			/*
+			 * First a read (non-posted, so ordered after any posted write): a device
+			 * that served the requests at the doorbell (maptbl-emu does) has posted their
+			 * completions by the time it answers, and the interrupt cause, still set
+			 * from an earlier completion, raised no interrupt message on the way.
+			 */
+			uint32_t st;
+
+			if ((err = hw->ops->read32(hw, q->fn, MAPTBL_REG_INT_STATUS, &st)))
+				return err;
+			synced = true;
+			continue;
+		}
+		if (!armed) {
+			/* Not posted: the acknowledgement must be done before we look again. */
+			if ((err = hw->ops->write32(hw, q->fn, MAPTBL_REG_INT_STATUS, MAPTBL_INT_CQ)))
+				return err;
+			armed = true;
+			continue;
+		}
+		slice = 1000 - (now - last_check);
+		if (timeout_ms > 0 && start + timeout_ms - now < slice)
+			slice = start + timeout_ms - now;
+		err = hw->ops->wait_irq(hw, q->fn, (int)(slice > 0 ? slice : 1), &v);
+		if (!err)
+			armed = false; /* the cause is set again: acknowledge before sleeping again */
+		else if (err != -ETIMEDOUT)
+			return err;
+	}
+}
+
 /* One request of at most max_xfer blocks; waits for its completion. */
 static int queue_one(struct maptbl_hw_queue *q, uint32_t opcode, uint32_t flags, uint64_t lba,
 		     uint32_t nblocks, int timeout_ms, uint32_t *status, uint32_t *done)
@@ -896,8 +1010,7 @@ static int queue_one(struct maptbl_hw_queue *q, uint32_t opcode, uint32_t flags,
 	struct maptbl_hw *hw = q->hw;
 	struct maptbl_hw_req *r = (struct maptbl_hw_req *)q->rq->vaddr + q->tail;
 	const struct maptbl_hw_cpl *c = (const struct maptbl_hw_cpl *)q->cq->vaddr + q->head;
-	int64_t start = now_ms(), last_check = start;
-	uint32_t tag = ++q->tag, wait = 1;
+	uint32_t tag = ++q->tag;
 	int err;
 
 	memset(r, 0, sizeof(*r));
@@ -913,38 +1026,16 @@ static int queue_one(struct maptbl_hw_queue *q, uint32_t opcode, uint32_t flags,
 	}
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	q->tail = (q->tail + 1) % q->entries;
+	q->rung = q->tail;
 	if ((err = hw->ops->write32(hw, q->fn, MAPTBL_REG_RQ_TAIL, q->tail)))
 		return err;
-	for (;;) {
-		uint16_t cflags = maptbl_le16_to_cpu(c->flags);
-		uint32_t v;
-
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if ((cflags & MAPTBL_CPL_F_PHASE) == q->phase)
-			break;
-		if (timeout_ms > 0 && now_ms() - start >= timeout_ms) {
-			maptbl_log(MAPTBL_LOG_ERROR, "function %u: request at block %" PRIu64
-				   " not completed after %d ms", q->fn, lba, timeout_ms);
-			return -ETIMEDOUT;
-		}
-		if (now_ms() - last_check >= 1000) {
-			uint32_t qs;
-
-			last_check = now_ms();
-			if ((err = hw->ops->read32(hw, q->fn, MAPTBL_REG_Q_STATUS, &qs)))
-				return err;
-			if (!(qs & MAPTBL_Q_STATUS_RUNNING)) {
-				maptbl_log(MAPTBL_LOG_ERROR, "function %u: the rings stopped (Q_STATUS 0x%x)",
-					   q->fn, qs);
-				return -EIO;
-			}
-		}
-		err = hw->ops->wait_irq(hw, q->fn, (int)wait, &v);
-		if (err && err != -ETIMEDOUT)
-			return err;
-		if (wait < 64)
-			wait *= 2;
-	}
+	q->rung_synced = true;
+	err = cq_wait(q, timeout_ms > 0 ? timeout_ms : -1);
+	if (err == -ETIMEDOUT)
+		maptbl_log(MAPTBL_LOG_ERROR, "function %u: request at block %" PRIu64
+			   " not completed after %d ms", q->fn, lba, timeout_ms);
+	if (err)
+		return err;
 	*status = maptbl_le16_to_cpu(c->status);
 	*done = maptbl_le32_to_cpu(c->blocks);
 	if (maptbl_le32_to_cpu(c->tag) != tag) {
@@ -954,7 +1045,11 @@ static int queue_one(struct maptbl_hw_queue *q, uint32_t opcode, uint32_t flags,
 	}
 	if (++q->head == q->entries)
 		q->head = 0, q->phase ^= 1;
-	return hw->ops->write32(hw, q->fn, MAPTBL_REG_CQ_HEAD, q->head);
+	/* CQ_HEAD lazily, as maptbl_hw_queue_reap() does: one request is in flight at a time. */
+	if (++q->unacked < q->entries / 2)
+		return 0;
+	q->unacked = 0;
+	return post32(hw, q->fn, MAPTBL_REG_CQ_HEAD, q->head);
 }
 
 MAPTBL_API int maptbl_hw_queue_io(struct maptbl_hw_queue *q, struct maptbl_hw_io *io)
@@ -969,6 +1064,11 @@ MAPTBL_API int maptbl_hw_queue_io(struct maptbl_hw_queue *q, struct maptbl_hw_io
 	if ((io->flags & ~MAPTBL_REQ_F_FUA) ||
 	    ((io->opcode == MAPTBL_OP_READ || io->opcode == MAPTBL_OP_WRITE) && !io->buf))
 		return -EINVAL;
+	if (q->inflight) {
+		maptbl_log(MAPTBL_LOG_ERROR, "function %u: %u asynchronous requests outstanding",
+			   q->fn, q->inflight);
+		return -EBUSY;
+	}
 	if (io->opcode == MAPTBL_OP_FLUSH) {
 		uint32_t st, done;
 		int err = queue_one(q, MAPTBL_OP_FLUSH, 0, 0, 0, io->timeout_ms, &st, &done);
@@ -1025,4 +1125,193 @@ void hw_note_put(void *table, uint64_t table_len, const char *label)
 	note->table_len = maptbl_cpu_to_le64(table_len);
 	if (label)
 		snprintf(note->label, sizeof(note->label), "%s", label);
+}
+
+/* ---- asynchronous I/O ---- */
+
+/* The bus address of [p, p + len) if one DMA buffer of @hw holds it all. */
+static bool dma_bus_addr(const struct maptbl_hw *hw, const void *p, size_t len, uint64_t *addr)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	for (const struct maptbl_hw_dma *d = hw->dmas; d; d = d->next) {
+		uintptr_t v = (uintptr_t)d->vaddr;
+
+		if (a >= v && a - v <= d->len && len <= d->len - (a - v)) {
+			*addr = d->addr + (a - v);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Checks @a and fills ring entry @r (tag still to be set). 0 or -EINVAL (logged). */
+static int aio_entry(const struct maptbl_hw_queue *q, const struct maptbl_hw_aio *a,
+		     struct maptbl_hw_req *r)
+{
+	bool data = a->opcode == MAPTBL_OP_READ || a->opcode == MAPTBL_OP_WRITE;
+	uint64_t addr = 0;
+
+	if (a->opcode < MAPTBL_OP_READ || a->opcode > MAPTBL_OP_WRITE_ZEROES || a->reserved ||
+	    (a->flags & ~MAPTBL_REQ_F_FUA) ||
+	    (a->opcode == MAPTBL_OP_FLUSH ? a->nblocks || a->lba || a->buf || a->flags
+					  : !a->nblocks || a->nblocks > q->dev_max_xfer) ||
+	    (!data && a->buf)) {
+		maptbl_log(MAPTBL_LOG_ERROR, "function %u: bad request (opcode %u, flags 0x%x, %u blocks)",
+			   q->fn, a->opcode, a->flags, a->nblocks);
+		return -EINVAL;
+	}
+	if (a->opcode != MAPTBL_OP_FLUSH && (a->lba > q->blocks || a->nblocks > q->blocks - a->lba)) {
+		maptbl_log(MAPTBL_LOG_ERROR, "function %u: blocks %" PRIu64 " + %u past its %" PRIu64,
+			   q->fn, a->lba, a->nblocks, q->blocks);
+		return -EINVAL;
+	}
+	if (data && (!a->buf || !dma_bus_addr(q->hw, a->buf, (size_t)a->nblocks * q->bs, &addr))) {
+		maptbl_log(MAPTBL_LOG_ERROR, "function %u: the buffer of a %u-block request is not in DMA memory of this handle",
+			   q->fn, a->nblocks);
+		return -EINVAL;
+	}
+	memset(r, 0, sizeof(*r));
+	r->opcode = (uint8_t)a->opcode;
+	r->flags = (uint8_t)a->flags;
+	r->lba = maptbl_cpu_to_le64(a->lba);
+	r->nblocks = maptbl_cpu_to_le32(a->nblocks);
+	if (data) {
+		r->nseg = maptbl_cpu_to_le16(1);
+		r->seg[0].addr = maptbl_cpu_to_le64(addr);
+		r->seg[0].len = maptbl_cpu_to_le32(a->nblocks * q->bs);
+	}
+	return 0;
+}
+
+/* Tells the device how far the host consumed completions. */
+static int cq_ack(struct maptbl_hw_queue *q)
+{
+	if (!q->unacked)
+		return 0;
+	q->unacked = 0;
+	return post32(q->hw, q->fn, MAPTBL_REG_CQ_HEAD, q->head);
+}
+
+MAPTBL_API int maptbl_hw_queue_post(struct maptbl_hw_queue *q, const struct maptbl_hw_aio *reqs,
+				    unsigned n)
+{
+	unsigned done = 0;
+	int err;
+
+	if (!q || (n && !reqs))
+		return -EINVAL;
+	while (done < n) {
+		struct maptbl_hw_req *r = (struct maptbl_hw_req *)q->rq->vaddr + q->tail;
+		uint32_t tag;
+
+		/*
+		 * Room: the device consumes a request only when the completion ring has room for
+		 * it, so outstanding requests plus completions not yet returned with CQ_HEAD must
+		 * fit in the ring (entries - 1). Returning them makes room.
+		 */
+		if (q->inflight + q->unacked >= q->entries - 1 && q->unacked &&
+		    (err = cq_ack(q)))
+			return done ? (int)done : err;
+		if (q->inflight >= q->entries - 1 || !q->nfree)
+			return done ? (int)done : -EAGAIN;
+		if ((err = aio_entry(q, &reqs[done], r)))
+			return done ? (int)done : err;
+		tag = q->free_tags[--q->nfree];
+		q->busy[tag] = true;
+		q->udata[tag] = reqs[done].user_data;
+		r->tag = maptbl_cpu_to_le32(tag);
+		q->tail = (q->tail + 1) % q->entries;
+		q->inflight++;
+		done++;
+	}
+	return (int)done;
+}
+
+MAPTBL_API int maptbl_hw_queue_submit(struct maptbl_hw_queue *q, const struct maptbl_hw_aio *reqs,
+				      unsigned n)
+{
+	int posted = 0, err;
+
+	if (!q)
+		return -EINVAL;
+	if (n && (posted = maptbl_hw_queue_post(q, reqs, n)) < 0 && q->rung == q->tail)
+		return posted;
+	if (q->rung != q->tail) {
+		/* The entries must be in memory before the device sees the doorbell. */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		q->rung = q->tail;
+		/*
+		 * Not posted: the reply comes once the device took the doorbell, and maptbl-emu
+		 * serves requests at the doorbell, so their completions are usually in memory when
+		 * this returns; the wait that follows needs no barrier read (one round trip per
+		 * batch instead of a message and a round trip, and one wake-up less).
+		 */
+		if ((err = q->hw->ops->write32(q->hw, q->fn, MAPTBL_REG_RQ_TAIL, q->tail)))
+			return err;
+		q->rung_synced = true;
+	}
+	return posted;
+}
+
+MAPTBL_API int maptbl_hw_queue_reap(struct maptbl_hw_queue *q, struct maptbl_hw_aio_cpl *out,
+				    unsigned max, int timeout_ms)
+{
+	unsigned got = 0;
+	int err;
+
+	if (!q || (max && !out))
+		return -EINVAL;
+	if (!max || (!q->inflight && !cq_ready(q)))
+		return 0;
+	err = cq_wait(q, timeout_ms);
+	if (err == -ETIMEDOUT)
+		return 0;
+	if (err)
+		return err;
+	while (got < max && cq_ready(q)) {
+		const struct maptbl_hw_cpl *c = (const struct maptbl_hw_cpl *)q->cq->vaddr + q->head;
+		uint32_t tag = maptbl_le32_to_cpu(c->tag);
+
+		if (tag >= q->entries || !q->busy[tag]) {
+			maptbl_log(MAPTBL_LOG_ERROR, "function %u: completion of tag %u, which is not outstanding",
+				   q->fn, tag);
+			return got ? (int)got : -EPROTO;
+		}
+		out[got].user_data = q->udata[tag];
+		out[got].status = maptbl_le16_to_cpu(c->status);
+		out[got].blocks = maptbl_le32_to_cpu(c->blocks);
+		out[got].err = status_errno(out[got].status);
+		out[got].reserved = 0;
+		q->busy[tag] = false;
+		q->free_tags[q->nfree++] = tag;
+		q->inflight--;
+		got++;
+		if (++q->head == q->entries)
+			q->head = 0, q->phase ^= 1;
+		q->unacked++;
+	}
+	/*
+	 * CQ_HEAD is written lazily: post() writes it when the ring needs the room (the device
+	 * takes a request only when its completion fits), and here once half the ring waits for it.
+	 * A doorbell message saved per request is a wake-up of the emulator saved.
+	 */
+	if (q->unacked >= q->entries / 2 && (err = cq_ack(q)))
+		return err;
+	return (int)got;
+}
+
+MAPTBL_API unsigned maptbl_hw_queue_inflight(const struct maptbl_hw_queue *q)
+{
+	return q ? q->inflight : 0;
+}
+
+MAPTBL_API unsigned maptbl_hw_queue_depth(const struct maptbl_hw_queue *q)
+{
+	return q ? q->entries - 1 : 0;
+}
+
+MAPTBL_API uint32_t maptbl_hw_queue_max_blocks(const struct maptbl_hw_queue *q)
+{
+	return q ? q->dev_max_xfer : 0;
 }

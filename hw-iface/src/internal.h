@@ -35,6 +35,12 @@ struct maptbl_hw_ops {
 	int (*dma_release)(struct maptbl_hw *hw, uint64_t addr);
 	void *(*dma_map)(struct maptbl_hw *hw, uint64_t addr, size_t len);
 	int (*wait_irq)(struct maptbl_hw *hw, unsigned fn, int timeout_ms, uint32_t *vectors);
+	/*
+	 * A posted 32-bit write (doorbells, INT_STATUS): sent without waiting for its completion,
+	 * as a PCIe memory write is; a later access of the same handle is ordered after it. NULL:
+	 * write32 is used. A failure may only be reported by a later access.
+	 */
+	int (*post32)(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t val);
 };
 
 extern const struct maptbl_hw_ops hw_emu_ops, hw_pci_ops, hw_vfio_ops;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# The emulator end to end (issue #6 §7): maptbl-emu on an ext4 image that is also loop-mounted;
-# a VF made from a fragmented file with holes (maptbl vf create); through the nbdkit plugin:
+# The emulator end to end (issue #6 §7): maptbl-emu on an ext4 image (or XFS with
+# MAPTBL_HW_FS=xfs: 011-emu-nbd-xfs.sh) that is also loop-mounted; a VF made from a fragmented
+# file with holes (maptbl vf create); through the nbdkit plugin:
 #  - nbdcopy of the VF equals the file padded with zeros to the virtual size;
 #  - a write to a mapped block lands in the file (read back through the filesystem after
 #    drop_caches);
@@ -14,15 +15,21 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MAPTBL=${MAPTBL:?} EMU=${MAPTBL_EMU:?} PLUGIN=${MAPTBL_NBD_PLUGIN:?} FRAGMENT=${MAPTBL_FRAGMENT:?}
 source "$HERE/../fs/lib.sh"
 source "$HERE/lib.sh"
+FS=${MAPTBL_HW_FS:-ext4}
 need_root_and_loop
-need_fs ext4
+need_fs "$FS"
 for t in nbdkit nbdcopy nbdfuse fusermount3; do
 	command -v $t >/dev/null || skip "no $t"
 done
 [ -e /dev/fuse ] || skip "no /dev/fuse"
 
 BS=4096
-mkfs_mount ext4 64M fs -b $BS
+case $FS in
+ext4) mkfs_mount ext4 64M fs -b $BS ;;
+xfs) mkfs_mount xfs 320M fs -b size=$BS ;; # mkfs.xfs refuses less than 300 MiB
+*) echo "MAPTBL_HW_FS=$FS: ext4 or xfs"; exit 1 ;;
+esac
+echo "backing filesystem: $FS"
 # Two files allocated block by block, alternately (fragmented), then holes punched in one.
 "$FRAGMENT" "$MNT/vm.img" "$MNT/other" 256 $BS || exit 1
 for b in 10 11 12 100 101 200; do

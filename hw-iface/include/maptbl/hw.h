@@ -112,6 +112,30 @@ struct maptbl_hw_io {
 	uint64_t blocks;	/**< out: blocks done before the failure (all when 0 returned) */
 };
 
+/**
+ * One asynchronous request for maptbl_hw_queue_post() / maptbl_hw_queue_submit() (in only: the
+ * library copies it into the request ring).
+ */
+struct maptbl_hw_aio {
+	uint32_t opcode;	/**< enum maptbl_hw_opcode */
+	uint32_t flags;		/**< MAPTBL_REQ_F_FUA or 0 */
+	uint64_t lba;		/**< first block of the function */
+	uint32_t nblocks;	/**< 1 .. maptbl_hw_queue_max_blocks() (0 for FLUSH) */
+	uint32_t reserved;	/**< must be 0 */
+	void *buf;		/**< READ, WRITE: nblocks * block size bytes inside one DMA buffer of
+				     the queue's handle (maptbl_hw_dma_ptr() + offset); else NULL */
+	uint64_t user_data;	/**< handed back with the completion */
+};
+
+/** One completion, from maptbl_hw_queue_reap() (POD). */
+struct maptbl_hw_aio_cpl {
+	uint64_t user_data;	/**< the request's user_data */
+	uint32_t status;	/**< enum maptbl_hw_status (0 OK) */
+	uint32_t blocks;	/**< blocks done (all of them when OK) */
+	int err;		/**< status as 0 or -errno, as maptbl_hw_queue_io() maps it */
+	uint32_t reserved;
+};
+
 /** Options of maptbl_hw_open(). */
 struct maptbl_hw_open_opts {
 	size_t sz;		/**< sizeof(struct maptbl_hw_open_opts) */
@@ -393,6 +417,58 @@ MAPTBL_API int maptbl_hw_serve_run(struct maptbl_hw_serve *s, int timeout_ms);
 
 /** @brief Stop the service: release the fault queue and the tables it opened. NULL is fine. */
 MAPTBL_API void maptbl_hw_serve_close(struct maptbl_hw_serve *s);
+
+/**
+ * @name Asynchronous I/O: several requests in flight on one queue.
+ * Requests go into the request ring with maptbl_hw_queue_post() (memory only) and reach the
+ * device with one doorbell write per maptbl_hw_queue_submit(); their completions come back with
+ * maptbl_hw_queue_reap(), identified by user_data. Data buffers live in DMA memory of the queue's
+ * handle (the device reads and writes them in place: no copy). Up to maptbl_hw_queue_depth()
+ * requests may be outstanding (posted and not reaped). The device executes one function's
+ * requests in ring order and completes them in that order (REGISTERS.md §6.2): a request stalled
+ * on a fault (a write to a hole) holds back the requests posted after it until the host services
+ * the fault (maptbl_hw_vf_walk_again()); requests before it complete. maptbl_hw_queue_io() refuses
+ * to run (-EBUSY) while asynchronous requests are outstanding. Same threading rule as the handle.
+ * @{
+ */
+
+/**
+ * @brief Write @p n requests into the request ring without ringing the doorbell (a later
+ * maptbl_hw_queue_submit() does). Each request is checked first (opcode, flags, block count,
+ * range, buffer in DMA memory); a bad one is not posted.
+ * @return the number posted (< @p n when the ring filled up or request [return value] is bad);
+ * -EAGAIN if the ring is full (nothing posted), -EINVAL if the first request is bad (logged).
+ */
+MAPTBL_API int maptbl_hw_queue_post(struct maptbl_hw_queue *q, const struct maptbl_hw_aio *reqs,
+				    unsigned n);
+
+/**
+ * @brief maptbl_hw_queue_post() of @p n requests (@p n may be 0), then one doorbell write (RQ_TAIL)
+ * for everything posted so far.
+ * @return the number of @p reqs posted, as maptbl_hw_queue_post(); -errno if the doorbell write
+ * failed (-ENOTCONN: the emulator went away).
+ */
+MAPTBL_API int maptbl_hw_queue_submit(struct maptbl_hw_queue *q, const struct maptbl_hw_aio *reqs,
+				      unsigned n);
+
+/**
+ * @brief Copy up to @p max completions into @p out, oldest first, waiting up to @p timeout_ms
+ * (< 0 for ever, 0 not at all) for the first one when none is there. Waiting uses the
+ * function's completion interrupt (acknowledged in INT_STATUS before sleeping).
+ * @return the number copied (0: timeout, or nothing outstanding and @p timeout_ms 0);
+ * -EIO (the rings stopped: the device found a bad ring entry or was reset), -EPROTO (a completion
+ * names no outstanding request), -ENOTCONN, -errno.
+ */
+MAPTBL_API int maptbl_hw_queue_reap(struct maptbl_hw_queue *q, struct maptbl_hw_aio_cpl *out,
+				    unsigned max, int timeout_ms);
+
+/** @brief Requests posted and not yet reaped. */
+MAPTBL_API unsigned maptbl_hw_queue_inflight(const struct maptbl_hw_queue *q);
+/** @brief Most requests that may be outstanding at once (ring entries - 1). */
+MAPTBL_API unsigned maptbl_hw_queue_depth(const struct maptbl_hw_queue *q);
+/** @brief Most blocks one asynchronous request may carry (the device's MAX_XFER). */
+MAPTBL_API uint32_t maptbl_hw_queue_max_blocks(const struct maptbl_hw_queue *q);
+/** @} */
 
 #ifdef __cplusplus
 }
