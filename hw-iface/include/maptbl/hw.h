@@ -404,8 +404,9 @@ MAPTBL_API int maptbl_hw_serve_open(struct maptbl_hw *hw, const struct maptbl_hw
  * stalled on a fault (from the fault queue, and on the first call and every second also from the
  * VFs' STALLED bits, so that a fault posted to a service that died is not lost) is answered:
  * a write into a hole or an unwritten range is allocated through the filesystem (fallocate
- * rounded to the allocation unit, clipped to the VF's size; unwritten blocks written with zeros
- * through the filesystem and synced), re-mapped, the table updated in place and published, the
+ * rounded to the allocation unit, doubled per fault while a write goes on front to back, up to
+ * 32 units, clipped to the VF's size; unwritten blocks written with zeros through the
+ * filesystem and synced), re-mapped, the table updated in place and published, the
  * VF's cache flushed and WALK_AGAIN written; past the end of the file the file grows to the end
  * of the stalled write. ENOSPC, EDQUOT, a refused range or any other failure to map fails the
  * request (WALK_AGAIN = FAIL: the VF completes it with NO_SPACE). Returns after the first batch

@@ -55,6 +55,53 @@ static void test_alloc_range(void **state)
 	assert_int_equal(hi, 79);
 }
 
+/* Allocating ahead: a fault where the last allocation ended doubles the range, up to 32 units;
+ * any other fault, a first fault, and the end of the file or the VF stop it. */
+static void test_alloc_ahead(void **state)
+{
+	uint64_t next = 0, units = 0, lo, hi, faults = 0, at = 0;
+
+	(void)state;
+	/* A VM writing 4 GiB front to back in 1 MiB units (4 KiB blocks): 1, 2, 4, ..., 32, 32, ... */
+	while (at < 1048576) {
+		alloc_range(at, at + 16, 1048576, 256, 1048576, &lo, &hi);
+		alloc_ahead(&next, &units, at, 1048576, 256, 1048576, lo, &hi);
+		assert_int_equal(lo, at);
+		assert_true(hi - lo <= 32 * 256);
+		if (faults < 6)
+			assert_int_equal(hi - lo, (uint64_t)256 << faults);
+		next = hi;
+		at = hi;
+		faults++;
+	}
+	/* 4096 units: 6 faults ramp up to 63 units, then 4033 / 32 -> 127 more (the last one short). */
+	assert_int_equal(faults, 6 + 127);
+	/* Not where the last allocation ended: one unit again. */
+	alloc_range(5000, 5001, 1048576, 256, 1048576, &lo, &hi);
+	alloc_ahead(&next, &units, 5000, 1048576, 256, 1048576, lo, &hi);
+	assert_int_equal(units, 1);
+	assert_int_equal(hi - lo, 256);
+	/* Sequential, but the file ends first: up to its end, never past it (growth is not
+	 * anticipated) ... */
+	next = 4096;
+	units = 8;
+	alloc_range(4096, 4100, 5000, 256, 1048576, &lo, &hi);
+	alloc_ahead(&next, &units, 4096, 5000, 256, 1048576, lo, &hi);
+	assert_int_equal(hi, 5000);
+	/* ... nor past the VF. */
+	next = 4096;
+	units = 8;
+	alloc_range(4096, 4100, 1048576, 256, 4500, &lo, &hi);
+	alloc_ahead(&next, &units, 4096, 1048576, 256, 4500, lo, &hi);
+	assert_int_equal(hi, 4500);
+	/* Past the end of the file, sequential or not: the end of the write only. */
+	next = 6000;
+	units = 8;
+	alloc_range(6000, 6010, 5000, 256, 1048576, &lo, &hi);
+	alloc_ahead(&next, &units, 6000, 5000, 256, 1048576, lo, &hi);
+	assert_int_equal(hi, 6010);
+}
+
 static void test_write_zeros(void **state)
 {
 	struct maptbl_hw_serve s = { 0 };
@@ -188,6 +235,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alloc_range),
+		cmocka_unit_test(test_alloc_ahead),
 		cmocka_unit_test(test_write_zeros),
 		cmocka_unit_test(test_open_inplace),
 		cmocka_unit_test(test_opts),
