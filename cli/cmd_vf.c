@@ -211,6 +211,12 @@ static int plan_build(struct cli *cli, struct vf_plan *p, const char *where)
 		}
 		bo.virtual_blocks = bytes / bs;
 	}
+	/* A writable VF's table gets room for the fault service's updates, as its compaction would
+	 * give it (REGISTERS.md §12.2): without, the first fault of every VF compacted the table. */
+	if (!p->read_only) {
+		bo.spare_nodes = 64;
+		bo.fill_pct = 90;
+	}
 	bo.disk_blocks = maptbl_fs_map_disk_size(fm) / bs;
 	bo.disk_path = maptbl_fs_map_disk(fm);
 	bo.disk_id = maptbl_fs_map_disk_id(fm);
