@@ -96,9 +96,12 @@ t_vf_cycle() {
 	t_push >/dev/null
 	n=0 inflight=0
 	for round in 1 2 3; do
-		# reads one after the other (one alone may end before the VFs go on a fast machine)
-		(for i in 1 2 3 4; do
+		# Reads one after the other until one fails (the VFs went) or 2000 are done: a fixed
+		# number (4) used to end before the VFs went on a quiet machine (CI), and the test
+		# failed for want of a transfer in flight.
+		(i=0; while [ $i -lt 2000 ]; do
 			MAPTBL_VFRW_TIMEOUT_MS=3000 maptbl-vfrw pci:$BDF 1 read >/dev/null 2>&1 || exit 1
+			i=$((i + 1))
 		done) &
 		r=$!
 		MAPTBL_VFRW_TIMEOUT_MS=3000 maptbl-vfrw pci:$BDF 1 write 3 /pattern >/dev/null 2>&1 &
@@ -107,6 +110,7 @@ t_vf_cycle() {
 		kill -0 $r 2>/dev/null && inflight=$((inflight + 1))
 		kill -0 $w 2>/dev/null && inflight=$((inflight + 1))
 		echo 0 >$PF/sriov_numvfs || fail "sriov_numvfs = 0 (round $round)"
+		kill $r 2>/dev/null	# a read loop still going (it should have failed by now)
 		wait $r && n=$((n + 1)); wait $w && n=$((n + 1))
 		echo 2 >$PF/sriov_numvfs || fail "sriov_numvfs = 2 (round $round)"
 		[ "$(vfs)" = 2 ] || fail "round $round: $(vfs) VFs after re-enabling"
