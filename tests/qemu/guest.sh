@@ -52,16 +52,23 @@ t_sriov_stub() {
 }
 
 # 'maptbl push --hold' keeps the table in its DMA memory; VF 1 must become ready.
-t_push() {
-	maptbl push --dev pci:$BDF --vf 1 /t.mtb --hold &
-	PUSH=$!
+# vf1_ready PID WHAT LOG: wait (20 s at most) until VF 1 is ready while PID (which makes it) runs;
+# MSG = its line of 'vf list'. WHAT names PID in the failure, LOG (optional) is shown with it.
+vf1_ready() {
 	i=0
 	until maptbl vf list --dev pci:$BDF 2>/dev/null | grep -q '^ *1 .*ready'; do
-		i=$((i + 1)); [ $i -lt 100 ] || fail "VF 1 not ready: $(maptbl vf list --dev pci:$BDF --all 2>&1)"
-		kill -0 $PUSH 2>/dev/null || fail "maptbl push exited"
+		i=$((i + 1))
+		[ $i -lt 100 ] || fail "VF 1 not ready: ${3:+$(cat $3)}$(maptbl vf list --dev pci:$BDF --all 2>&1)"
+		kill -0 $1 2>/dev/null || fail "$2 exited${3:+: $(cat $3)}"
 		sleep 0.2
 	done
 	MSG="$(maptbl vf list --dev pci:$BDF 2>&1 | tail -1)"
+}
+
+t_push() {
+	maptbl push --dev pci:$BDF --vf 1 /t.mtb --hold &
+	PUSH=$!
+	vf1_ready $PUSH "maptbl push"
 }
 # This used to fail: the pci: backend unmapped the pushed table's hugepage right after the push
 # (pci_dma_free ignored "persistent"), and the next allocation zeroed and reused it.
@@ -255,13 +262,7 @@ t_serve_mount() {
 t_serve_create() {
 	maptbl vf create --dev pci:$BDF --vf 1 --serve /mnt/payload >/tmp/serve.log 2>&1 &
 	SERVE=$!
-	i=0
-	until maptbl vf list --dev pci:$BDF 2>/dev/null | grep -q '^ *1 .*ready'; do
-		i=$((i + 1)); [ $i -lt 100 ] || fail "VF 1 not ready: $(cat /tmp/serve.log)"
-		kill -0 $SERVE 2>/dev/null || fail "vf create --serve exited: $(cat /tmp/serve.log)"
-		sleep 0.2
-	done
-	MSG="$(maptbl vf list --dev pci:$BDF 2>&1 | tail -1)"
+	vf1_ready $SERVE "vf create --serve" /tmp/serve.log
 }
 
 # 8 KiB into the hole at blocks 256-383: the write stalls, the service allocates, it lands.
