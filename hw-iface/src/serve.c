@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +34,20 @@
 
 #include "internal.h"
 
+#ifndef FALLOC_FL_WRITE_ZEROES
+/*
+ * Linux 6.17 (include/uapi/linux/falloc.h): allocate the range as written extents the device
+ * zeroed (its unmap write-zeroes). Debian 12's linux-libc-dev predates it; a kernel or a device
+ * without it answers EOPNOTSUPP.
+ */
+#define FALLOC_FL_WRITE_ZEROES 0x80
+#endif
+
 #define DEFAULT_ALLOC_UNIT (1u << 20)
 #define DEFAULT_FQ_ENTRIES 64
 #define SCAN_INTERVAL_MS 1000
-#define ZERO_CHUNK (1u << 20)
+/* Bytes per zeroing write: large, so that direct I/O reaches the disk in few requests. */
+#define ZERO_CHUNK (4u << 20)
 /* Sequential writes: allocation units at most per fault (32 MiB with the default unit). */
 #define MAX_AHEAD_UNITS 32u
 #define MIN_SPARE_NODES 64
@@ -47,6 +58,8 @@ struct sv_vf {
 	uint64_t base, len;	/* TABLE_BASE/TABLE_LEN when t was opened */
 	char path[256];		/* the backing file fd is open on */
 	int fd;
+	int dfd;		/* the same file opened O_DIRECT for the zeros; -1: buffered zeros */
+	atomic_bool no_wz;	/* FALLOC_FL_WRITE_ZEROES refused on the file (EOPNOTSUPP) */
 	uint64_t skipped_lba;	/* last fault reported as skipped (+1; 0 none) */
 	uint64_t seq_next;	/* block after the last allocation (0 none): a write going on */
 	uint64_t seq_units;	/* units the last allocation had (sequential ramp) */
@@ -91,14 +104,22 @@ static void vf_drop(struct sv_vf *v)
 	v->base = v->len = 0;
 }
 
+static void vf_close_file(struct sv_vf *v)
+{
+	if (v->fd >= 0)
+		close(v->fd);
+	if (v->dfd >= 0)
+		close(v->dfd);
+	v->fd = v->dfd = -1;
+}
+
 MAPTBL_API void maptbl_hw_serve_close(struct maptbl_hw_serve *s)
 {
 	if (!s)
 		return;
 	for (unsigned i = 0; i <= MAPTBL_HW_MAX_VFS; i++) {
 		vf_drop(&s->vf[i]);
-		if (s->vf[i].fd >= 0)
-			close(s->vf[i].fd);
+		vf_close_file(&s->vf[i]);
 		free(s->file[i]);
 	}
 	if (s->started)
@@ -154,7 +175,7 @@ MAPTBL_API int maptbl_hw_serve_open(struct maptbl_hw *hw, const struct maptbl_hw
 		s->o.fq_entries = DEFAULT_FQ_ENTRIES;
 	for (unsigned i = 0; i <= MAPTBL_HW_MAX_VFS; i++) {
 		s->want[i] = !opts->nr_vfs;
-		s->vf[i].fd = -1;
+		s->vf[i].fd = s->vf[i].dfd = -1;
 	}
 	for (size_t i = 0; i < opts->nr_vfs; i++) {
 		s->want[opts->vfs[i]] = true;
@@ -440,10 +461,10 @@ static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw
 		return -ENOENT;
 	}
 	if (strcmp(path, v->path) || v->fd < 0) {
-		if (v->fd >= 0)
-			close(v->fd);
+		vf_close_file(v);
 		snprintf(v->path, sizeof(v->path), "%s", path);
 		v->seq_next = 0; /* another file: no write goes on */
+		atomic_store(&v->no_wz, false);
 		v->fd = open(v->path, O_RDWR | O_CLOEXEC);
 		if (v->fd < 0) {
 			err = -errno;
@@ -451,6 +472,8 @@ static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw
 			v->path[0] = 0;
 			return err;
 		}
+		/* The zeros go around the page cache where the filesystem allows it (zero_range()). */
+		v->dfd = open(v->path, O_WRONLY | O_DIRECT | O_CLOEXEC);
 	}
 	if (v->t && v->base == info->table_base && v->len == info->table_len)
 		return 0;
@@ -476,12 +499,32 @@ static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw
 
 /* ---- allocation through the filesystem ---- */
 
-static int zero_range(struct maptbl_hw_serve *s, int fd, uint32_t bs, uint64_t a, uint64_t b)
+/*
+ * Zeros through the filesystem on [a, b), which has no written data (a hole or unwritten
+ * blocks), so that it records the blocks as written. First FALLOC_FL_WRITE_ZEROES (the device
+ * zeroes, nothing crosses memory; refused once, never asked again for the file), then direct
+ * writes from an aligned buffer on @v->dfd (one copy, no page cache to write back: the zeros
+ * cached for the file are not there to go stale when the device writes the blocks), then
+ * buffered writes (a filesystem without O_DIRECT, or a range it refuses). The caller syncs.
+ */
+static int zero_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t a,
+		      uint64_t b)
 {
+	if (!atomic_load(&v->no_wz)) {
+		if (!fallocate(v->fd, FALLOC_FL_WRITE_ZEROES, (off_t)(a * bs), (off_t)((b - a) * bs)))
+			return 0;
+		if (errno == EOPNOTSUPP)
+			atomic_store(&v->no_wz, true);
+		/* anything else (EINVAL, ENOSPC...): the writes below tell */
+	}
 	while (a < b) {
 		uint64_t n = b - a < ZERO_CHUNK / bs ? b - a : ZERO_CHUNK / bs;
-		ssize_t w = pwrite(fd, s->zero, (size_t)(n * bs), (off_t)(a * bs));
+		ssize_t w = -1;
 
+		if (v->dfd >= 0)
+			w = pwrite(v->dfd, s->zero, (size_t)(n * bs), (off_t)(a * bs));
+		if (w < 0 && (v->dfd < 0 || errno == EINVAL)) /* no direct I/O here: buffered */
+			w = pwrite(v->fd, s->zero, (size_t)(n * bs), (off_t)(a * bs));
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -494,8 +537,8 @@ static int zero_range(struct maptbl_hw_serve *s, int fd, uint32_t bs, uint64_t a
 }
 
 /* Zeros through the filesystem wherever [lo, hi) has no written data: unwritten extents, holes. */
-static int write_zeros(struct maptbl_hw_serve *s, int fd, uint32_t bs, uint64_t lo, uint64_t hi,
-		       const struct xvec *x)
+static int write_zeros(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
+		       uint64_t hi, const struct xvec *x)
 {
 	uint64_t at = lo;
 	int err;
@@ -505,14 +548,14 @@ static int write_zeros(struct maptbl_hw_serve *s, int fd, uint32_t bs, uint64_t 
 
 		if (ee <= at)
 			continue;
-		if (es > at && (err = zero_range(s, fd, bs, at, es < hi ? es : hi)))
+		if (es > at && (err = zero_range(s, v, bs, at, es < hi ? es : hi)))
 			return err;
 		if ((x->v[i].flags & MAPTBL_EXTENT_UNWRITTEN) &&
-		    (err = zero_range(s, fd, bs, es > at ? es : at, ee < hi ? ee : hi)))
+		    (err = zero_range(s, v, bs, es > at ? es : at, ee < hi ? ee : hi)))
 			return err;
 		at = ee;
 	}
-	return at < hi ? zero_range(s, fd, bs, at, hi) : 0;
+	return at < hi ? zero_range(s, v, bs, at, hi) : 0;
 }
 
 /*
@@ -541,7 +584,7 @@ static int allocate(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v, uin
 		}
 	}
 	if ((err = map_range(s, v->path, v->t, *lo, *hi - *lo, x)) ||
-	    (err = write_zeros(s, v->fd, bs, *lo, *hi, x)))
+	    (err = write_zeros(s, v, bs, *lo, *hi, x)))
 		goto fail;
 	/* The filesystem records the allocation and the written state before the device writes;
 	 * the zeros it cached for the file go, so the host reads what the device will write. */

@@ -102,11 +102,29 @@ static void test_alloc_ahead(void **state)
 	assert_int_equal(hi, 6010);
 }
 
+/* Zeros for [1, 12) of a file whose 16 blocks all hold 0xab, through @v (buffered or direct). */
+static void check_write_zeros(struct maptbl_hw_serve *s, struct sv_vf *v, struct xvec *x)
+{
+	uint8_t blk[512], got[512];
+
+	memset(blk, 0xab, sizeof(blk));
+	for (unsigned b = 0; b < 16; b++) /* every block holds 0xab: zeros show what was zeroed */
+		assert_int_equal(pwrite(v->fd, blk, sizeof(blk), b * 512), sizeof(blk));
+	/* Holes 1, 4, 7, 10..11 and unwritten 5..6 get zeros; written 2..3, 8..9 are kept. */
+	assert_int_equal(write_zeros(s, v, 512, 1, 12, x), 0);
+	for (unsigned b = 0; b < 16; b++) {
+		bool zeroed = b == 1 || b == 4 || b == 5 || b == 6 || b == 7 || b == 10 || b == 11;
+
+		assert_int_equal(pread(v->fd, got, sizeof(got), b * 512), sizeof(got));
+		assert_int_equal(got[0], zeroed ? 0 : 0xab);
+		assert_int_equal(got[511], zeroed ? 0 : 0xab);
+	}
+}
+
 static void test_write_zeros(void **state)
 {
 	struct maptbl_hw_serve s = { 0 };
-	char path[] = "/tmp/maptbl-test-serve.XXXXXX";
-	uint8_t blk[512], got[512];
+	char path[] = "/var/tmp/maptbl-test-serve.XXXXXX";
 	/* Blocks 0..15 of 512 bytes: written 2..3 and 8..9, unwritten 5..6, holes elsewhere. */
 	struct maptbl_extent ev[] = {
 		{ .lblk = 2, .pblk = 100, .len = 2 },
@@ -114,26 +132,23 @@ static void test_write_zeros(void **state)
 		{ .lblk = 8, .pblk = 300, .len = 2 },
 	};
 	struct xvec x = { .v = ev, .n = 3, .cap = 3 };
-	int fd = mkstemp(path);
+	struct sv_vf v = { .fd = mkstemp(path), .dfd = -1 };
 
 	(void)state;
-	assert_true(fd >= 0);
+	assert_true(v.fd >= 0);
+	assert_int_equal(posix_memalign(&s.zero, 4096, ZERO_CHUNK), 0);
+	memset(s.zero, 0, ZERO_CHUNK);
+	/* Buffered writes (FALLOC_FL_WRITE_ZEROES refused). */
+	atomic_store(&v.no_wz, true);
+	check_write_zeros(&s, &v, &x);
+	/* Direct writes where the filesystem takes them (else the buffered fallback). */
+	v.dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	check_write_zeros(&s, &v, &x);
+	/* FALLOC_FL_WRITE_ZEROES first (Linux 6.17+ on a device that zeroes; else the fallback). */
+	atomic_store(&v.no_wz, false);
+	check_write_zeros(&s, &v, &x);
 	unlink(path);
-	s.zero = calloc(1, ZERO_CHUNK);
-	assert_non_null(s.zero);
-	memset(blk, 0xab, sizeof(blk));
-	for (unsigned b = 0; b < 16; b++) /* every block holds 0xab: zeros show what was zeroed */
-		assert_int_equal(pwrite(fd, blk, sizeof(blk), b * 512), sizeof(blk));
-	/* Zeros for [1, 12): holes 1, 4, 7, 10..11 and unwritten 5..6; written 2..3, 8..9 kept. */
-	assert_int_equal(write_zeros(&s, fd, 512, 1, 12, &x), 0);
-	for (unsigned b = 0; b < 16; b++) {
-		bool zeroed = b == 1 || b == 4 || b == 5 || b == 6 || b == 7 || b == 10 || b == 11;
-
-		assert_int_equal(pread(fd, got, sizeof(got), b * 512), sizeof(got));
-		assert_int_equal(got[0], zeroed ? 0 : 0xab);
-		assert_int_equal(got[511], zeroed ? 0 : 0xab);
-	}
-	close(fd);
+	vf_close_file(&v);
 	free(s.zero);
 }
 
