@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include <maptbl/fs.h>
 #include <maptbl/hw.h>
@@ -23,6 +25,7 @@ static int fs_mapper(void *ctx, const struct maptbl_hw_map_req *req,
 {
 	struct maptbl_fs_map *fm = NULL;
 	struct maptbl_fs_opts fo;
+	struct statfs sfs;
 	const struct maptbl_extent *ext;
 	uint64_t a = req->lblk * req->block_size, b = (req->lblk + req->nblocks) * req->block_size;
 	size_t nr;
@@ -31,6 +34,12 @@ static int fs_mapper(void *ctx, const struct maptbl_hw_map_req *req,
 	(void)ctx;
 	maptbl_fs_opts_init(&fo, sizeof(fo));
 	fo.block_size = req->block_size;
+	/* The service synced the file: no second sync (each flushes the disk). Not on btrfs, whose
+	 * backref walk reads the committed extent tree: its sync is a transaction commit, which
+	 * the service's fdatasync is not. */
+	if ((req->flags & MAPTBL_HW_MAP_SYNCED) && !statfs(req->path, &sfs) &&
+	    (unsigned long)sfs.f_type != BTRFS_SUPER_MAGIC)
+		fo.flags |= MAPTBL_FS_NO_SYNC;
 	if ((err = maptbl_fs_map_file(req->path, &fo, &fm)))
 		return err;
 	if (req->disk_id && maptbl_fs_map_disk_id(fm) != req->disk_id) {
@@ -91,12 +100,14 @@ static void report(void *ctx, const struct maptbl_hw_serve_event *ev)
 		printf("{\"vf\": %u, \"result\": \"%s\", \"write\": %s, \"reason\": \"%s\", \"lba\": %" PRIu64
 		       ", \"count\": %u, \"alloc_lba\": %" PRIu64 ", \"alloc_blocks\": %" PRIu64
 		       ", \"file_size\": %" PRIu64 ", \"grew\": %s, \"compacted\": %s, \"restored\": %s"
+		       ", \"waited\": %s"
 		       ", \"table_bytes\": %" PRIu64 ", \"generation\": %u, \"service_us\": %.1f",
 		       ev->vf, result, ev->write ? "true" : "false", reason_str(ev->reason), ev->lba,
 		       ev->count, ev->alloc_lba, ev->alloc_blocks, ev->file_size,
 		       (ev->flags & MAPTBL_HW_SERVE_GREW) ? "true" : "false",
 		       (ev->flags & MAPTBL_HW_SERVE_COMPACTED) ? "true" : "false",
-		       (ev->flags & MAPTBL_HW_SERVE_RESTORED) ? "true" : "false", ev->table_bytes,
+		       (ev->flags & MAPTBL_HW_SERVE_RESTORED) ? "true" : "false",
+		       (ev->flags & MAPTBL_HW_SERVE_WAITED) ? "true" : "false", ev->table_bytes,
 		       ev->generation, (double)ev->service_ns / 1e3);
 		if (why) {
 			printf(", \"errno\": \"%s\", \"error\": ", strerrorname_np(-ev->error)

@@ -74,10 +74,13 @@ for rep in $(seq "$REPS"); do
 		PIDS+=($!)
 		wait_for "$W/nbd$vf.sock"
 	done
+	# Each pass starts with nothing dirty (sync): a sync the service does (every fault syncs
+	# the file, and on a loop device that writes back the image) must not write back the
+	# anchor's data, nor the anchor run in the writeback of the sparse pass's.
 	if [ $((rep % 2)) = 1 ]; then
-		a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE"); s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE")
+		sync; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE"); sync; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE")
 	else
-		s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE"); a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE")
+		sync; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE"); sync; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE")
 	fi
 	r=$(fio_bw "$W/nbd3.sock" randwrite 64k $((SIZE / 4)))
 	g=$(fio_bw "$W/nbd4.sock" write 64k $((SIZE / 4)) 1)

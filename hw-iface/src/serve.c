@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +65,18 @@ struct sv_vf {
 	uint64_t skipped_lba;	/* last fault reported as skipped (+1; 0 none) */
 	uint64_t seq_next;	/* block after the last allocation (0 none): a write going on */
 	uint64_t seq_units;	/* units the last allocation had (sequential ramp) */
+	/* Zeroing ahead (zero_ahead_main()), under maptbl_hw_serve.mu: the ranges of the next two
+	 * faults of a sequential writer. */
+	struct ahead_job {
+		int state;	/* AHEAD_NONE, AHEAD_QUEUED, AHEAD_BUSY */
+		uint32_t bs;
+		uint64_t lo, hi;
+	} ahead[2];
+	uint64_t ahead_end;	/* end of the last range queued (service thread only; 0 none) */
+	uint64_t ready_lo, ready_hi; /* what the thread allocated, zeroed and synced last (mu) */
 };
+
+enum { AHEAD_NONE, AHEAD_QUEUED, AHEAD_BUSY };
 
 struct maptbl_hw_serve {
 	struct maptbl_hw *hw;
@@ -76,7 +89,15 @@ struct maptbl_hw_serve {
 	int64_t hot_until;	/* ns: poll the queue until then (faults came recently) */
 	int fatal;		/* a register access failed: the device is gone */
 	bool started;		/* this service started the fault queue */
-	void *zero;
+	void *zero;		/* ZERO_CHUNK zeros, aligned for O_DIRECT; read by both threads */
+	/* The thread that zeroes ahead of sequential writers (zero_ahead()). */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* a range queued, or one finished */
+	pthread_t ahead_thread;
+	bool ahead_running;	/* the thread exists */
+	bool ahead_off;		/* MAPTBL_SERVE_ZERO_AHEAD=0, or the thread could not start */
+	atomic_bool stop;	/* the service closes: the thread ends */
+	unsigned ahead_delay_ms; /* MAPTBL_SERVE_AHEAD_DELAY_MS (tests): the thread sleeps first */
 };
 
 static int64_t now_ns(void)
@@ -117,6 +138,15 @@ MAPTBL_API void maptbl_hw_serve_close(struct maptbl_hw_serve *s)
 {
 	if (!s)
 		return;
+	if (s->ahead_running) { /* the range being zeroed is finished (or abandoned), nothing more */
+		pthread_mutex_lock(&s->mu);
+		atomic_store(&s->stop, true);
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->ahead_thread, NULL);
+	}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	for (unsigned i = 0; i <= MAPTBL_HW_MAX_VFS; i++) {
 		vf_drop(&s->vf[i]);
 		vf_close_file(&s->vf[i]);
@@ -134,6 +164,7 @@ MAPTBL_API int maptbl_hw_serve_open(struct maptbl_hw *hw, const struct maptbl_hw
 	struct maptbl_hw_dev_info di;
 	struct maptbl_hw_serve *s;
 	const uint8_t *p = (const uint8_t *)opts;
+	const char *env;
 	int err;
 
 	if (!hw || hw->magic != HW_MAGIC || !opts || !out)
@@ -166,6 +197,12 @@ MAPTBL_API int maptbl_hw_serve_open(struct maptbl_hw *hw, const struct maptbl_hw
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	env = getenv("MAPTBL_SERVE_ZERO_AHEAD");
+	s->ahead_off = env && !strcmp(env, "0");
+	env = getenv("MAPTBL_SERVE_AHEAD_DELAY_MS");
+	s->ahead_delay_ms = env ? (unsigned)strtoul(env, NULL, 10) : 0;
 	s->hw = hw;
 	memcpy(&s->o, opts, sizeof(s->o));
 	s->o.vfs = NULL;
@@ -250,13 +287,15 @@ static int xvec_add(void *sink, const struct maptbl_extent *e)
 }
 
 /* The file's extents overlapping [lblk, lblk + n), sorted; checked to be in order. */
-static int map_range(struct maptbl_hw_serve *s, const char *path, const struct maptbl_table *t,
-		     uint64_t lblk, uint64_t n, struct xvec *x)
+static int map_range_flags(struct maptbl_hw_serve *s, const char *path,
+			   const struct maptbl_table *t, uint64_t lblk, uint64_t n, uint32_t flags,
+			   struct xvec *x)
 {
 	uint32_t bs = maptbl_table_block_size(t);
 	struct maptbl_hw_map_req req = {
 		.path = path,
 		.block_size = bs,
+		.flags = flags,
 		.lblk = lblk,
 		.nblocks = n,
 		.disk_id = maptbl_table_disk_id(t),
@@ -279,6 +318,12 @@ static int map_range(struct maptbl_hw_serve *s, const char *path, const struct m
 		}
 	}
 	return 0;
+}
+
+static int map_range(struct maptbl_hw_serve *s, const char *path, const struct maptbl_table *t,
+		     uint64_t lblk, uint64_t n, struct xvec *x)
+{
+	return map_range_flags(s, path, t, lblk, n, 0, x);
 }
 
 /* ---- the VF's table ---- */
@@ -445,6 +490,9 @@ static int check_backing(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v
 	return err;
 }
 
+static bool ahead_wait(struct maptbl_hw_serve *s, struct sv_vf *v, uint64_t lo, uint64_t hi,
+		       bool *ready);
+
 /* Open the VF's table in place and its file; redone when another process gave it a new table. */
 static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw_vf_info *info,
 		  uint64_t *old_base)
@@ -461,9 +509,13 @@ static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw
 		return -ENOENT;
 	}
 	if (strcmp(path, v->path) || v->fd < 0) {
+		ahead_wait(s, v, 0, UINT64_MAX, NULL); /* the thread's ranges were of the old file */
+		pthread_mutex_lock(&s->mu);
+		v->ready_lo = v->ready_hi = 0;
+		pthread_mutex_unlock(&s->mu);
 		vf_close_file(v);
 		snprintf(v->path, sizeof(v->path), "%s", path);
-		v->seq_next = 0; /* another file: no write goes on */
+		v->seq_next = v->ahead_end = 0; /* another file: no write goes on */
 		atomic_store(&v->no_wz, false);
 		v->fd = open(v->path, O_RDWR | O_CLOEXEC);
 		if (v->fd < 0) {
@@ -558,15 +610,206 @@ static int write_zeros(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, 
 	return at < hi ? zero_range(s, v, bs, at, hi) : 0;
 }
 
+/* ---- zeroing ahead of a sequential writer ---- */
+
+/*
+ * Prepare [lo, hi) of @v's file for the fault that will come there: allocate, write zeros where
+ * the file has no data, sync. Only what the file's size covers (the size follows the writes:
+ * never grown here). The holes come from lseek(SEEK_DATA/SEEK_HOLE), which reports unwritten
+ * blocks as holes on ext4, XFS and btrfs and never data as a hole (a filesystem without it
+ * reports all data: nothing zeroed, the fault does it). The fault on the range still maps,
+ * checks and syncs it (allocate()): this only takes the writing and the waiting off its path.
+ */
+static int prepare_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
+			 uint64_t *hi)
+{
+	off_t pos = (off_t)(lo * bs), end = (off_t)(*hi * bs);
+	struct stat st;
+	int err;
+
+	if (fstat(v->fd, &st))
+		return -errno;
+	if (end > st.st_size)
+		end = st.st_size - st.st_size % bs;
+	*hi = (uint64_t)end / bs;
+	if (pos >= end)
+		return 0;
+	if (fallocate(v->fd, 0, pos, end - pos) && errno != EOPNOTSUPP)
+		return -errno; /* ENOSPC...: the fault allocates what it needs, or fails */
+	while (pos < end) {
+		off_t d = lseek(v->fd, pos, SEEK_DATA), h;
+
+		if (atomic_load(&s->stop))
+			return -ECANCELED;
+
+		if (d < 0 && errno != ENXIO)
+			return -errno;
+		if (d < 0 || d > end)
+			d = end;
+		/* [pos, d) has no data: zeros on its whole blocks */
+		if ((uint64_t)(pos + bs - 1) / bs < (uint64_t)d / bs &&
+		    (err = zero_range(s, v, bs, (uint64_t)(pos + bs - 1) / bs, (uint64_t)d / bs)))
+			return err;
+		if (d >= end || (h = lseek(v->fd, d, SEEK_HOLE)) < 0)
+			break;
+		pos = h;
+	}
+	if (fdatasync(v->fd))
+		return -errno;
+	posix_fadvise(v->fd, (off_t)(lo * bs), end - (off_t)(lo * bs), POSIX_FADV_DONTNEED);
+	return 0;
+}
+
+/* The zeroing thread: one queued range at a time, the lowest of the first VF that has one. */
+static void *zero_ahead_main(void *arg)
+{
+	struct maptbl_hw_serve *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	while (!atomic_load(&s->stop)) {
+		struct sv_vf *v = NULL;
+		struct ahead_job *j = NULL, job;
+		int err;
+
+		for (unsigned i = 1; i <= MAPTBL_HW_MAX_VFS && !j; i++)
+			for (unsigned k = 0; k < 2; k++)
+				if (s->vf[i].ahead[k].state == AHEAD_QUEUED &&
+				    (!j || s->vf[i].ahead[k].lo < j->lo)) {
+					v = &s->vf[i];
+					j = &v->ahead[k];
+				}
+		if (!j) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		j->state = AHEAD_BUSY;
+		job = *j;
+		pthread_mutex_unlock(&s->mu);
+		if (s->ahead_delay_ms)
+			usleep(s->ahead_delay_ms * 1000u);
+		/* A failure is no one's: the fault on the range allocates it itself, and reports. */
+		err = prepare_range(s, v, job.bs, job.lo, &job.hi);
+		pthread_mutex_lock(&s->mu);
+		if (!err && job.lo == v->ready_hi) {
+			v->ready_hi = job.hi;
+		} else if (!err) {
+			v->ready_lo = job.lo;
+			v->ready_hi = job.hi;
+		}
+		j->state = AHEAD_NONE;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/*
+ * Wait until the zeroing thread works on nothing of @v's in [lo, hi): a fault never maps, zeroes
+ * or publishes a range while the thread still writes zeros there. A range queued but not begun
+ * is taken back (the fault allocates it itself). true if the fault had to wait; *ready (if not
+ * NULL): the thread prepared all of [lo, hi).
+ */
+static bool ahead_wait(struct maptbl_hw_serve *s, struct sv_vf *v, uint64_t lo, uint64_t hi,
+		       bool *ready)
+{
+	bool waited = false;
+
+	if (ready)
+		*ready = false;
+	if (!s->ahead_running)
+		return false;
+	pthread_mutex_lock(&s->mu);
+	for (unsigned k = 0; k < 2; k++) {
+		struct ahead_job *j = &v->ahead[k];
+
+		if (j->state == AHEAD_NONE || j->hi <= lo || hi <= j->lo)
+			continue;
+		if (j->state == AHEAD_QUEUED) {
+			j->state = AHEAD_NONE;
+			v->ahead_end = 0;
+			continue;
+		}
+		waited = true;
+		while (j->state == AHEAD_BUSY)
+			pthread_cond_wait(&s->cv, &s->mu);
+	}
+	if (ready)
+		*ready = v->ready_lo <= lo && hi <= v->ready_hi;
+	pthread_mutex_unlock(&s->mu);
+	return waited;
+}
+
+/*
+ * Queue [lo, hi) of @v's file for the zeroing thread (started on first use, with every signal
+ * blocked: they are the service thread's), less what was queued before.
+ */
+static void ahead_queue(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
+			uint64_t hi)
+{
+	if (lo < v->ahead_end)
+		lo = v->ahead_end;
+	if (lo >= hi || s->ahead_off)
+		return;
+	if (!s->ahead_running) {
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		s->ahead_running = !pthread_create(&s->ahead_thread, NULL, zero_ahead_main, s);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (!s->ahead_running) {
+			maptbl_log(MAPTBL_LOG_WARN, "fault service: no thread to zero ahead: faults zero "
+				   "their ranges themselves");
+			s->ahead_off = true;
+			return;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	for (unsigned k = 0; k < 2; k++)
+		if (v->ahead[k].state == AHEAD_NONE) {
+			v->ahead[k] = (struct ahead_job){ .state = AHEAD_QUEUED, .bs = bs, .lo = lo,
+							 .hi = hi };
+			v->ahead_end = hi;
+			pthread_cond_broadcast(&s->cv);
+			break;
+		}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The first block of [lo, hi) that extents @x do not give as written data (@hi: none). */
+static uint64_t written_until(const struct xvec *x, uint64_t lo, uint64_t hi)
+{
+	uint64_t at = lo;
+
+	for (size_t i = 0; i < x->n && at < hi; i++) {
+		if (x->v[i].lblk + x->v[i].len <= at)
+			continue;
+		if (x->v[i].lblk > at || (x->v[i].flags & MAPTBL_EXTENT_UNWRITTEN))
+			break;
+		at = x->v[i].lblk + x->v[i].len;
+	}
+	return at < hi ? at : hi;
+}
+
 /*
  * Allocate [*lo, *hi) as written blocks of the file (shrunk to the fault's own run when the
  * whole unit does not fit), then return its extents in @x.
  */
 static int allocate(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v, uint64_t fstart,
-		    uint64_t fend, uint64_t *lo, uint64_t *hi, struct xvec *x)
+		    uint64_t fend, bool ready, uint64_t *lo, uint64_t *hi, struct xvec *x)
 {
 	uint32_t bs = maptbl_table_block_size(v->t);
+	uint64_t at;
 	int err = 0;
+
+	/*
+	 * The zeroing thread allocated, zeroed and synced the range (prepare_range()): nothing to
+	 * write, nothing to sync (every sync flushes the disk, and on a loop device that writes back
+	 * the whole image file); the mapping is the check. Anything else there: the full way.
+	 */
+	if (ready && !map_range_flags(s, v->path, v->t, *lo, *hi - *lo, MAPTBL_HW_MAP_SYNCED, x) &&
+	    written_until(x, *lo, *hi) == *hi)
+		return 0;
 
 	if (fallocate(v->fd, 0, (off_t)(*lo * bs), (off_t)((*hi - *lo) * bs))) {
 		err = -errno;
@@ -593,24 +836,13 @@ static int allocate(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v, uin
 		goto fail;
 	}
 	posix_fadvise(v->fd, (off_t)(*lo * bs), (off_t)((*hi - *lo) * bs), POSIX_FADV_DONTNEED);
-	if ((err = map_range(s, v->path, v->t, *lo, *hi - *lo, x)))
+	if ((err = map_range_flags(s, v->path, v->t, *lo, *hi - *lo, MAPTBL_HW_MAP_SYNCED, x)))
 		goto fail;
 	/* Every block of the range is written data now, or the filesystem did something else. */
-	{
-		uint64_t at = *lo;
-
-		for (size_t i = 0; i < x->n && at < *hi; i++) {
-			if (x->v[i].lblk + x->v[i].len <= at)
-				continue;
-			if (x->v[i].lblk > at || (x->v[i].flags & MAPTBL_EXTENT_UNWRITTEN))
-				break;
-			at = x->v[i].lblk + x->v[i].len;
-		}
-		if (at < *hi) {
-			maptbl_log(MAPTBL_LOG_ERROR, "VF %u: %s: block %" PRIu64 " is not written data "
-				   "after the allocation", vf, v->path, at);
-			return -EIO;
-		}
+	if ((at = written_until(x, *lo, *hi)) < *hi) {
+		maptbl_log(MAPTBL_LOG_ERROR, "VF %u: %s: block %" PRIu64 " is not written data after "
+			   "the allocation", vf, v->path, at);
+		return -EIO;
 	}
 	return 0;
 fail:
@@ -802,7 +1034,7 @@ static int serve_fault(struct maptbl_hw_serve *s, unsigned vf, const struct mapt
 	struct sv_vf *v = &s->vf[vf];
 	struct maptbl_space sp0, sp1;
 	struct xvec x = { 0 };
-	bool compacted = false;
+	bool compacted = false, ready;
 	uint64_t fstart, fend, lo, hi, au, eof, vb;
 	uint32_t bs;
 	struct stat st;
@@ -818,6 +1050,7 @@ static int serve_fault(struct maptbl_hw_serve *s, unsigned vf, const struct mapt
 	bs = maptbl_table_block_size(v->t);
 	vb = info->virt_blocks;
 	if (ev->reason == MAPTBL_FAULT_ABSENT) {
+		ahead_wait(s, v, 0, UINT64_MAX, NULL); /* the file as it is, not mid-zeroing */
 		err = restore_absent(s, vf, v, ev->lba, old_base, &compacted);
 		ev->flags |= MAPTBL_HW_SERVE_RESTORED;
 		goto publish;
@@ -840,11 +1073,26 @@ static int serve_fault(struct maptbl_hw_serve *s, unsigned vf, const struct mapt
 	au = s->o.alloc_unit / bs ? s->o.alloc_unit / bs : 1;
 	alloc_range(fstart, fend, eof, au, vb, &lo, &hi);
 	alloc_ahead(&v->seq_next, &v->seq_units, fstart, eof, au, vb, lo, &hi);
-	if ((err = allocate(s, vf, v, fstart, fend, &lo, &hi, &x))) {
+	if (ahead_wait(s, v, lo, hi, &ready))
+		ev->flags |= MAPTBL_HW_SERVE_WAITED;
+	if ((err = allocate(s, vf, v, fstart, fend, ready, &lo, &hi, &x))) {
 		v->seq_next = 0;
 		goto out;
 	}
 	v->seq_next = hi;
+	if (v->seq_units > 1) {
+		/* A sequential writer: the ranges of its next two faults, zeroed meanwhile. */
+		uint64_t top = eof < vb ? eof : vb, u1, u2, e1, e2;
+
+		u1 = v->seq_units * 2 < MAX_AHEAD_UNITS ? v->seq_units * 2 : MAX_AHEAD_UNITS;
+		u2 = u1 * 2 < MAX_AHEAD_UNITS ? u1 * 2 : MAX_AHEAD_UNITS;
+		e1 = hi + u1 * au < top ? hi + u1 * au : top;
+		e2 = e1 + u2 * au < top ? e1 + u2 * au : top;
+		ahead_queue(s, v, bs, hi, e1);
+		ahead_queue(s, v, bs, e1, e2);
+	} else {
+		v->ahead_end = 0;
+	}
 	ev->alloc_lba = lo;
 	ev->alloc_blocks = hi - lo;
 	if (fend > eof)

@@ -319,12 +319,19 @@ struct maptbl_hw_serve;
 struct maptbl_hw_map_req {
 	const char *path;	/**< the VF's backing file (its label, an absolute path) */
 	uint32_t block_size;	/**< table block size, bytes */
-	uint32_t reserved;	/**< zero */
+	uint32_t flags;		/**< MAPTBL_HW_MAP_* */
 	uint64_t lblk;		/**< first file block wanted */
 	uint64_t nblocks;	/**< blocks wanted */
 	uint64_t disk_id;	/**< the disk identity the table records, 0 = none */
 	uint64_t disk_blocks;	/**< blocks of the disk the device serves (PF), 0 = unknown */
 };
+
+/**
+ * maptbl_hw_map_req.flags: the service synced the file (fdatasync) after the last change it made
+ * to it: the mapper need not sync it again (a sync flushes the disk's cache). A mapper that syncs
+ * anyway is still right, only slower.
+ */
+#define MAPTBL_HW_MAP_SYNCED 0x1u
 
 /**
  * Mapper: hand every extent of @p req->path that overlaps [lblk, lblk + nblocks) to
@@ -344,6 +351,8 @@ typedef int (*maptbl_hw_map_fn)(void *ctx, const struct maptbl_hw_map_req *req,
 #define MAPTBL_HW_SERVE_COMPACTED 0x4u	/**< the table moved to a new, packed DMA buffer */
 #define MAPTBL_HW_SERVE_SKIPPED 0x8u	/**< not served: VF not in the list (it stays stalled) */
 #define MAPTBL_HW_SERVE_RESTORED 0x10u	/**< an absent (pruned) range was mapped again */
+/** the fault waited for the service's thread to finish zeroing its range ahead of it */
+#define MAPTBL_HW_SERVE_WAITED 0x20u
 /** @} */
 
 /** One fault served, failed or skipped (POD), for maptbl_hw_serve_opts.report. */
