@@ -97,7 +97,7 @@ struct maptbl_hw_serve {
 	bool ahead_running;	/* the thread exists */
 	bool ahead_off;		/* MAPTBL_SERVE_ZERO_AHEAD=0, or the thread could not start */
 	atomic_bool stop;	/* the service closes: the thread ends */
-	unsigned ahead_delay_ms; /* MAPTBL_SERVE_AHEAD_DELAY_MS (tests): the thread sleeps first */
+	unsigned ahead_delay_ms; /* MAPTBL_SERVE_AHEAD_DELAY_MS (tests): a sleep before the zeros */
 };
 
 static int64_t now_ns(void)
@@ -646,7 +646,10 @@ static int prepare_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs
 			return -errno;
 		if (d < 0 || d > end)
 			d = end;
-		/* [pos, d) has no data: zeros on its whole blocks */
+		/* [pos, d) has no data: zeros on its whole blocks (the tests' delay goes between the
+		 * look and the zeros: a fault that did not wait for them would lose its data) */
+		if (s->ahead_delay_ms && pos == (off_t)(lo * bs))
+			usleep(s->ahead_delay_ms * 1000u);
 		if ((uint64_t)(pos + bs - 1) / bs < (uint64_t)d / bs &&
 		    (err = zero_range(s, v, bs, (uint64_t)(pos + bs - 1) / bs, (uint64_t)d / bs)))
 			return err;
@@ -685,10 +688,8 @@ static void *zero_ahead_main(void *arg)
 		j->state = AHEAD_BUSY;
 		job = *j;
 		pthread_mutex_unlock(&s->mu);
-		if (s->ahead_delay_ms)
-			usleep(s->ahead_delay_ms * 1000u);
 		/* A failure is no one's: the fault on the range allocates it itself, and reports. */
-		err = prepare_range(s, v, job.bs, job.lo, &job.hi);
+		err = atomic_load(&s->stop) ? -ECANCELED : prepare_range(s, v, job.bs, job.lo, &job.hi);
 		pthread_mutex_lock(&s->mu);
 		if (!err && job.lo == v->ready_hi) {
 			v->ready_hi = job.hi;
