@@ -90,7 +90,7 @@ struct maptbl_hw_serve {
 	int fatal;		/* a register access failed: the device is gone */
 	bool started;		/* this service started the fault queue */
 	void *zero;		/* ZERO_CHUNK zeros, aligned for O_DIRECT; read by both threads */
-	/* The thread that zeroes ahead of sequential writers (zero_ahead()). */
+	/* The thread that zeroes ahead of sequential writers (zero_ahead_main()). */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* a range queued, or one finished */
 	pthread_t ahead_thread;
@@ -613,12 +613,46 @@ static int write_zeros(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, 
 /* ---- zeroing ahead of a sequential writer ---- */
 
 /*
- * Prepare [lo, hi) of @v's file for the fault that will come there: allocate, write zeros where
+ * Zeros on the whole blocks of [lo, hi) that hold no data, as lseek(SEEK_DATA/SEEK_HOLE) finds
+ * them: it reports holes and unwritten blocks as holes on ext4, XFS and btrfs (and dirty cached
+ * pages as data), and never data as a hole; a filesystem without it reports all data, and
+ * nothing is zeroed (the caller's mapping then finds the unwritten blocks). Ends early with
+ * -ECANCELED when the service stops (@thread: the zeroing thread's call).
+ */
+static int zero_holes(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
+		      uint64_t hi, bool thread)
+{
+	off_t pos = (off_t)(lo * bs), end = (off_t)(hi * bs);
+	int err;
+
+	while (pos < end) {
+		off_t d, h;
+
+		if (thread && atomic_load(&s->stop))
+			return -ECANCELED; /* what is zeroed stays: the table maps none of it */
+		if ((d = lseek(v->fd, pos, SEEK_DATA)) < 0 && errno != ENXIO)
+			return -errno;
+		if (d < 0 || d > end)
+			d = end;
+		/* [pos, d) has no data (the tests' delay goes between the look and the zeros: a fault
+		 * that did not wait for the thread would lose its data) */
+		if (thread && s->ahead_delay_ms && pos == (off_t)(lo * bs))
+			usleep(s->ahead_delay_ms * 1000u);
+		if ((uint64_t)(pos + bs - 1) / bs < (uint64_t)d / bs &&
+		    (err = zero_range(s, v, bs, (uint64_t)(pos + bs - 1) / bs, (uint64_t)d / bs)))
+			return err;
+		if (d >= end || (h = lseek(v->fd, d, SEEK_HOLE)) < 0)
+			break;
+		pos = h;
+	}
+	return 0;
+}
+
+/*
+ * Prepare [lo, *hi) of @v's file for the fault that will come there: allocate, write zeros where
  * the file has no data, sync. Only what the file's size covers (the size follows the writes:
- * never grown here). The holes come from lseek(SEEK_DATA/SEEK_HOLE), which reports unwritten
- * blocks as holes on ext4, XFS and btrfs and never data as a hole (a filesystem without it
- * reports all data: nothing zeroed, the fault does it). The fault on the range still maps,
- * checks and syncs it (allocate()): this only takes the writing and the waiting off its path.
+ * never grown here; *hi is cut to it). The fault on the range still maps and checks it
+ * (allocate()): this only takes the writing and the syncing off its path.
  */
 static int prepare_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
 			 uint64_t *hi)
@@ -636,30 +670,11 @@ static int prepare_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs
 		return 0;
 	if (fallocate(v->fd, 0, pos, end - pos) && errno != EOPNOTSUPP)
 		return -errno; /* ENOSPC...: the fault allocates what it needs, or fails */
-	while (pos < end) {
-		off_t d = lseek(v->fd, pos, SEEK_DATA), h;
-
-		if (atomic_load(&s->stop))
-			return -ECANCELED;
-
-		if (d < 0 && errno != ENXIO)
-			return -errno;
-		if (d < 0 || d > end)
-			d = end;
-		/* [pos, d) has no data: zeros on its whole blocks (the tests' delay goes between the
-		 * look and the zeros: a fault that did not wait for them would lose its data) */
-		if (s->ahead_delay_ms && pos == (off_t)(lo * bs))
-			usleep(s->ahead_delay_ms * 1000u);
-		if ((uint64_t)(pos + bs - 1) / bs < (uint64_t)d / bs &&
-		    (err = zero_range(s, v, bs, (uint64_t)(pos + bs - 1) / bs, (uint64_t)d / bs)))
-			return err;
-		if (d >= end || (h = lseek(v->fd, d, SEEK_HOLE)) < 0)
-			break;
-		pos = h;
-	}
+	if ((err = zero_holes(s, v, bs, lo, *hi, true)))
+		return err;
 	if (fdatasync(v->fd))
 		return -errno;
-	posix_fadvise(v->fd, (off_t)(lo * bs), end - (off_t)(lo * bs), POSIX_FADV_DONTNEED);
+	posix_fadvise(v->fd, pos, end - pos, POSIX_FADV_DONTNEED);
 	return 0;
 }
 
@@ -827,25 +842,37 @@ static int allocate(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v, uin
 			return err;
 		}
 	}
-	if ((err = map_range(s, v->path, v->t, *lo, *hi - *lo, x)) ||
-	    (err = write_zeros(s, v, bs, *lo, *hi, x)))
-		goto fail;
-	/* The filesystem records the allocation and the written state before the device writes;
-	 * the zeros it cached for the file go, so the host reads what the device will write. */
-	if (fdatasync(v->fd)) {
-		err = -errno;
-		goto fail;
+	/*
+	 * Zeros where lseek() finds no data, sync, and one mapping (no second sync) to check that
+	 * all of the range is written data now. Where it is not (a filesystem whose lseek() does
+	 * not tell unwritten blocks from data), the mapper's view: zeros into its holes and
+	 * unwritten extents, sync, map again. This used to map (and so sync: a journal commit and a
+	 * disk flush) before the zeros too, 20-67 ms per fault on a loop device (PERFORMANCE.md).
+	 */
+	for (int pass = 0;; pass++) {
+		if (pass && (err = map_range(s, v->path, v->t, *lo, *hi - *lo, x)))
+			goto fail;
+		err = pass ? write_zeros(s, v, bs, *lo, *hi, x) : zero_holes(s, v, bs, *lo, *hi, false);
+		if (err)
+			goto fail;
+		/* The filesystem records the allocation and the written state before the device
+		 * writes; the zeros it cached for the file go, so the host reads what the device
+		 * will write. */
+		if (fdatasync(v->fd)) {
+			err = -errno;
+			goto fail;
+		}
+		posix_fadvise(v->fd, (off_t)(*lo * bs), (off_t)((*hi - *lo) * bs), POSIX_FADV_DONTNEED);
+		if ((err = map_range_flags(s, v->path, v->t, *lo, *hi - *lo, MAPTBL_HW_MAP_SYNCED, x)))
+			goto fail;
+		if ((at = written_until(x, *lo, *hi)) == *hi)
+			return 0;
+		if (pass) { /* the filesystem did something else */
+			maptbl_log(MAPTBL_LOG_ERROR, "VF %u: %s: block %" PRIu64 " is not written data "
+				   "after the allocation", vf, v->path, at);
+			return -EIO;
+		}
 	}
-	posix_fadvise(v->fd, (off_t)(*lo * bs), (off_t)((*hi - *lo) * bs), POSIX_FADV_DONTNEED);
-	if ((err = map_range_flags(s, v->path, v->t, *lo, *hi - *lo, MAPTBL_HW_MAP_SYNCED, x)))
-		goto fail;
-	/* Every block of the range is written data now, or the filesystem did something else. */
-	if ((at = written_until(x, *lo, *hi)) < *hi) {
-		maptbl_log(MAPTBL_LOG_ERROR, "VF %u: %s: block %" PRIu64 " is not written data after "
-			   "the allocation", vf, v->path, at);
-		return -EIO;
-	}
-	return 0;
 fail:
 	maptbl_log(MAPTBL_LOG_ERROR, "VF %u: %s: blocks %" PRIu64 "..%" PRIu64 ": %s", vf, v->path,
 		   *lo, *hi - 1, strerror(-err));

@@ -5,7 +5,10 @@
  *  - alloc_range(): units around the fault, clipped to the VF and, past the end of the file, to
  *    the end of the write (the file's size follows the highest block written);
  *  - write_zeros(): zeros go exactly to the holes and unwritten extents of a range, never over
- *    written data (checked on a real file: written blocks keep their bytes);
+ *    written data (checked on a real file: written blocks keep their bytes), buffered, direct
+ *    and with FALLOC_FL_WRITE_ZEROES first;
+ *  - zero_holes(): the same where lseek(SEEK_DATA/SEEK_HOLE) finds no data (a real file with
+ *    data, a hole and an unwritten range): the range ends up all written data;
  *  - a table opened in place: updates write the caller's buffer (the live word a device reads
  *    changes there), a second open of the buffer sees them, free leaves the buffer alone; bad
  *    flags and a misaligned buffer are refused;
@@ -152,6 +155,53 @@ static void test_write_zeros(void **state)
 	free(s.zero);
 }
 
+/*
+ * zero_holes() on a real file (/var/tmp: a filesystem with SEEK_HOLE): 4 KiB blocks 0..15, data
+ * in 2..3 and 8..9, fallocated (unwritten) 5..6, holes elsewhere. Zeros for [1, 12): afterwards
+ * lseek() finds no hole there (all of it is written data), the data blocks kept their bytes, the
+ * rest reads zeros, and blocks 12.. stay holes.
+ */
+static void test_zero_holes(void **state)
+{
+	struct maptbl_hw_serve s = { 0 };
+	char path[] = "/var/tmp/maptbl-test-serve.XXXXXX";
+	struct sv_vf v = { .fd = mkstemp(path), .dfd = -1 };
+	uint8_t blk[4096], got[4096];
+
+	(void)state;
+	assert_true(v.fd >= 0);
+	v.dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	assert_int_equal(posix_memalign(&s.zero, 4096, ZERO_CHUNK), 0);
+	memset(s.zero, 0, ZERO_CHUNK);
+	memset(blk, 0xab, sizeof(blk));
+	assert_int_equal(ftruncate(v.fd, 16 * 4096), 0);
+	for (unsigned b = 2; b < 10; b++)
+		if (b < 4 || b > 7)
+			assert_int_equal(pwrite(v.fd, blk, sizeof(blk), b * 4096), sizeof(blk));
+	assert_int_equal(fsync(v.fd), 0);
+	if (fallocate(v.fd, FALLOC_FL_KEEP_SIZE, 5 * 4096, 2 * 4096) ||
+	    lseek(v.fd, 0, SEEK_HOLE) != 0) { /* no fallocate or no SEEK_HOLE: nothing to show */
+		unlink(path);
+		vf_close_file(&v);
+		free(s.zero);
+		skip();
+	}
+	assert_int_equal(zero_holes(&s, &v, 4096, 1, 12, false), 0);
+	assert_int_equal(fdatasync(v.fd), 0);
+	assert_int_equal(lseek(v.fd, 4096, SEEK_HOLE), 12 * 4096);
+	assert_int_equal(lseek(v.fd, 12 * 4096, SEEK_DATA), -1);
+	for (unsigned b = 0; b < 16; b++) {
+		bool data = b == 2 || b == 3 || b == 8 || b == 9;
+
+		assert_int_equal(pread(v.fd, got, sizeof(got), b * 4096), sizeof(got));
+		assert_int_equal(got[0], data ? 0xab : 0);
+		assert_int_equal(got[4095], data ? 0xab : 0);
+	}
+	unlink(path);
+	vf_close_file(&v);
+	free(s.zero);
+}
+
 static void test_open_inplace(void **state)
 {
 	struct maptbl_extent ext[] = { { .lblk = 0, .pblk = 1000, .len = 16 } };
@@ -252,6 +302,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_range),
 		cmocka_unit_test(test_alloc_ahead),
 		cmocka_unit_test(test_write_zeros),
+		cmocka_unit_test(test_zero_holes),
 		cmocka_unit_test(test_open_inplace),
 		cmocka_unit_test(test_opts),
 	};
