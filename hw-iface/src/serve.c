@@ -824,8 +824,13 @@ static int allocate(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v, uin
 	 * the whole image file); the mapping is the check. Anything else there: the full way.
 	 */
 	if (ready && !map_range_flags(s, v->path, v->t, *lo, *hi - *lo, MAPTBL_HW_MAP_SYNCED, x) &&
-	    written_until(x, *lo, *hi) == *hi)
+	    written_until(x, *lo, *hi) == *hi) {
+		/* Zeros a reader cached since then go too: the host reads what the device writes.
+		 * This used to be missing: a host read between the thread's zeros and the fault kept
+		 * zeros in the page cache over the VM's data (tests/hw/045). */
+		posix_fadvise(v->fd, (off_t)(*lo * bs), (off_t)((*hi - *lo) * bs), POSIX_FADV_DONTNEED);
 		return 0;
+	}
 
 	if (fallocate(v->fd, 0, (off_t)(*lo * bs), (off_t)((*hi - *lo) * bs))) {
 		err = -errno;

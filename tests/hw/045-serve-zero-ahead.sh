@@ -11,6 +11,8 @@
 #    through the file and through the VF (the whole VF equals the file);
 #  - after the service, filefrag shows no unwritten extent in what the VM wrote nor in what the
 #    thread zeroed: the filesystem records all of it as written data;
+#  - a range the thread prepared, read by the host (its zeros cached), then written by the VM:
+#    the host reads the VM's data without a drop_caches (the fault drops the cached zeros);
 #  - SIGTERM while the thread has a range to zero: the service ends (exit 0) and joins it, and a
 #    service started again serves a write into that range (it lands in the file).
 # Needs root, loop devices, FUSE (nbdfuse), nbdkit, filefrag and mkfs.xfs; skips (77) without.
@@ -25,15 +27,20 @@ need_fs xfs
 command -v filefrag >/dev/null || { echo "SKIP: no filefrag (e2fsprogs)"; exit 77; }
 
 M=$((1024 * 1024))
-# unwritten_in FILE FROM_MIB TO_MIB: extents of FILE flagged unwritten that overlap the range.
-unwritten_in() {
+# extents_in FILE FROM_MIB TO_MIB: per extent of FILE (filefrag -v) that overlaps the range,
+# "BYTES_IN_RANGE UNWRITTEN(0/1)".
+extents_in() {
 	local bs
 	bs=$(stat -f -c %S "$1")
 	filefrag -v "$1" | awk -v a=$(($2 * M)) -v b=$(($3 * M)) -v bs="$bs" '
-		$1 ~ /^[0-9]+:$/ { split($2, l, /[.:]+/); s = l[1] * bs; e = (l[2] + 1) * bs
-			if (s < b && e > a && /unwritten/) n++ }
-		END { print n + 0 }'
+		{ line = $0 }
+		sub(/^ *[0-9]+: */, "", line) { split(line, f, /[.: ]+/)
+			s = f[1] * bs; e = (f[2] + 1) * bs; if (s < a) s = a; if (e > b) e = b
+			if (e > s) print e - s, /unwritten/ ? 1 : 0 }'
 }
+# unwritten_in FILE FROM TO: extents flagged unwritten in the range; written_in: bytes written.
+unwritten_in() { extents_in "$@" | awk '$2 { n++ } END { print n + 0 }'; }
+written_in() { extents_in "$@" | awk '!$2 { n += $1 } END { printf "%d\n", n }'; }
 
 run() { # run FSTYPE SIZE [mkfs options]
 	local fs=$1 size=$2
@@ -63,13 +70,23 @@ run() { # run FSTYPE SIZE [mkfs options]
 	nbdcopy "$NBDURI" "$WORK/vf.out"
 	check "$fs: the whole VF read back equals the file" cmp "$WORK/vf.out" "$img"
 	check "$fs: no unwritten extent where the VM wrote (filefrag)" [ "$(unwritten_in "$img" 0 12)" = 0 ]
+	check "$fs: ... all of it is written data" [ "$(written_in "$img" 0 12)" = $((12 * M)) ]
 	check "$fs: none where the thread zeroed ahead (filefrag)" [ "$(unwritten_in "$img" 12 15)" = 0 ]
+	check "$fs: ... all of it is written data" [ "$(written_in "$img" 12 15)" = $((3 * M)) ]
 
-	# The fault at 15 MiB maps 15..31 (zeroed ahead) and queues 31..32: SIGTERM while the thread
-	# sleeps before zeroing it.
+	# The thread prepares 15..31 (queued by the fault at 7 MiB); once it is done, the host reads
+	# the zeros there into its page cache. The fault at 15 MiB only maps the prepared range, and
+	# drops those cached zeros: the host then reads the VM's data without a drop_caches. It
+	# also queues 31..32: SIGTERM below while the thread sleeps before zeroing that.
+	for _ in $(seq 100); do [ "$(written_in "$img" 15 31)" = $((16 * M)) ] && break; sleep 0.1; done
+	check "$fs: the thread made 15..31 MiB written data" [ "$(written_in "$img" 15 31)" = $((16 * M)) ]
+	sleep 0.5 # its fdatasync and page cache drop
+	file_range "$img" $((15 * M)) $((2 * M)) >/dev/null
 	head -c $((2 * M)) /dev/urandom >"$WORK/more"
 	dd if="$WORK/more" of="$VFDEV" bs=256K seek=60 conv=notrunc,fsync status=none
 	check "$fs: the write at 15 MiB completes" [ $? = 0 ]
+	check "$fs: ... the host reads it, not the zeros it had cached (no drop_caches)" \
+		cmp <(file_range "$img" $((15 * M)) $((2 * M))) "$WORK/more"
 	kill -TERM "$SERVE_PID"
 	wait "$SERVE_PID"
 	check "$fs: SIGTERM while the thread zeroes: the service exits 0" [ $? = 0 ]
