@@ -400,7 +400,10 @@ MAPTBL_API int maptbl_hw_serve_opts_init(struct maptbl_hw_serve_opts *opts, size
  * @brief Start the fault service on @p hw: take the PF fault queue (maptbl_hw_fault_start()).
  * The service keeps no state outside the device: a VF's backing file is its label, its table is
  * where TABLE_BASE and TABLE_LEN point (REGISTERS.md §12), so a service started in another
- * process than the one that created the VF, or restarted, finds everything it needs.
+ * process than the one that created the VF, or restarted, finds everything it needs. For a
+ * sequential writer the service starts a thread of its own that zeroes the writer's next ranges
+ * in the backing file (REGISTERS.md §12.5); the mapper and the report callback are called from the
+ * caller's thread only; maptbl_hw_serve_close() joins the thread.
  * @return 0 and *out; -EBUSY (another process services faults), -EINVAL (bad opts, no mapper),
  * -ENOMEM, -errno.
  */
