@@ -490,7 +490,7 @@ MAPTBL_API int maptbl_stats_image(struct maptbl_stats_acc *acc, const char *imag
 	if (!acc || !image)
 		return -EINVAL;
 	maptbl_scan_opts_init(&o, sizeof(o));
-	err = mtfs_opts_copy(&o, sizeof(o), opts);
+	err = mtfs_opts_copy(&o, sizeof(o), MTFS_SCAN_OPTS_SIZE_0_1, opts);
 	if (err)
 		return err;
 	initialize_ext2_error_table();

@@ -402,7 +402,7 @@ MAPTBL_API int maptbl_stats_xfs(struct maptbl_stats_acc *acc, const char *path,
 	if (!acc || !path || (flags & ~MAPTBL_STATS_XFS_COUNTS))
 		return -EINVAL;
 	maptbl_scan_opts_init(&o, sizeof(o));
-	err = mtfs_opts_copy(&o, sizeof(o), opts);
+	err = mtfs_opts_copy(&o, sizeof(o), MTFS_SCAN_OPTS_SIZE_0_1, opts);
 	if (err)
 		return err;
 	if (o.per_file || o.cross_mounts)

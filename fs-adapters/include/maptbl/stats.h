@@ -126,8 +126,15 @@ struct maptbl_scan_opts {
 	 */
 	void (*progress)(void *progress_ctx, uint64_t files, uint64_t bytes);
 	void *progress_ctx;
+	/**
+	 * Open and close files with plain system calls, one at a time. By default the walk opens
+	 * and closes each directory's regular files in batches through io_uring where the kernel
+	 * allows it (one io_uring_enter() per batch instead of an openat() and a close() per file),
+	 * and falls back to plain calls where it does not.
+	 */
+	bool no_uring;
 };
-#define maptbl_scan_opts__last_field progress_ctx
+#define maptbl_scan_opts__last_field no_uring
 
 /** @brief Defaults into @p opts (@p sz = sizeof(*opts)). @return 0 or -EINVAL. */
 MAPTBL_API int maptbl_stats_opts_init(struct maptbl_stats_opts *opts, size_t sz);
