@@ -22,7 +22,7 @@ static const char *const stats_usage[] = {
 	"             [--threads N] [--cross-mounts] [--bulkstat[=counts] | --no-bulkstat]\n"
 	"             [--no-uring] [PATH...]\n"
 	"       maptbl stats [--json | --yaml] [--per-file [--csv]] [--plot FILE.svg] [--top N]\n"
-	"             --image IMG...\n"
+	"             [--threads N] --image IMG...\n"
 	"       maptbl stats [--json | --yaml] [--plot FILE.svg] [--top N] --merge FILE...",
 	"extents-per-file statistics of directory trees, and the cost of their tables",
 	"",
@@ -44,7 +44,8 @@ static const char *const stats_usage[] = {
 	"  --plot FILE.svg  also draw the histogram and the CDF of extents per file as an SVG",
 	"                   (written atomically; '-' writes it to stdout instead of the summary)",
 	"  --top N          keep the N most fragmented files (default 10)",
-	"  --threads N      walker threads (default: the online cores)",
+	"  --threads N      walker threads, or the inode scan's with --image (default: the online",
+	"                   cores)",
 	"  --cross-mounts   descend into other filesystems",
 	"  --bulkstat[=MODE] a PATH that is the root directory of an XFS filesystem is read with",
 	"                   XFS_IOC_BULKSTAT instead of a walk (needs CAP_SYS_ADMIN; the default",
@@ -711,9 +712,8 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 	if (o.plot && !strcmp(o.plot, "-") && (per_file || o.fmt != STATS_TEXT))
 		return cli_usage_error(cli, "--plot - writes the SVG to stdout: not with --json, "
 					    "--yaml or --per-file");
-	if (nimages && (merge || cross || threads || optind < argc))
-		return cli_usage_error(cli, "--image IMG takes no PATH, --merge, --threads or "
-				       "--cross-mounts");
+	if (nimages && (merge || cross || optind < argc))
+		return cli_usage_error(cli, "--image IMG takes no PATH, --merge or --cross-mounts");
 	if (bulkstat > 0 && (nimages || merge || per_file || cross))
 		return cli_usage_error(cli, "--bulkstat reads PATHs without --image, --merge, "
 				       "--per-file or --cross-mounts");

@@ -129,6 +129,8 @@ void mtfs_heap_offer(void *base, size_t *n, size_t cap, size_t sz, const void *c
  * fields past a smaller caller's sz); -EINVAL for an sz below @min (the struct of the first
  * release) or non-zero bytes past the known fields. */
 int mtfs_opts_copy(void *dst, size_t known, size_t min, const void *opts);
+/* The threads of a scan: @asked, or the online cores when 0; 1 to 256. */
+unsigned mtfs_threads(uint32_t asked);
 /* sizeof(struct maptbl_scan_opts) in 0.1, before no_uring */
 #define MTFS_SCAN_OPTS_SIZE_0_1 offsetof(struct maptbl_scan_opts, no_uring)
 /* maptbl_stats_acc_add() without offering the file to the top list. */

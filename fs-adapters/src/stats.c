@@ -72,6 +72,13 @@ struct maptbl_stats_acc {
 
 /* ---- options ---- */
 
+unsigned mtfs_threads(uint32_t asked)
+{
+	long c = asked ? (long)asked : sysconf(_SC_NPROCESSORS_ONLN);
+
+	return c <= 0 ? 1 : c > 256 ? 256 : (unsigned)c;
+}
+
 int mtfs_opts_copy(void *dst, size_t known, size_t min, const void *opts)
 {
 	size_t sz, i;
@@ -1675,14 +1682,7 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
 			return -errno;
 		closedir(d);
 	}
-	n = o.threads;
-	if (!n) {
-		long c = sysconf(_SC_NPROCESSORS_ONLN);
-
-		n = c > 0 ? (unsigned)c : 1;
-	}
-	if (n > 256)
-		n = 256;
+	n = mtfs_threads(o.threads);
 	memset(&s, 0, sizeof(s));
 	s.o = &o;
 	s.dev = st.st_dev;

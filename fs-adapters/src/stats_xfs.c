@@ -450,16 +450,9 @@ MAPTBL_API int maptbl_stats_xfs(struct maptbl_stats_acc *acc, const char *path,
 		mtfs_log(MAPTBL_LOG_ERROR, "%s: no filesystem handle: %s", path, strerror(-err));
 		goto out_fd;
 	}
-	n = o.threads;
-	if (!n) {
-		long c = sysconf(_SC_NPROCESSORS_ONLN);
-
-		n = c > 0 ? (unsigned)c : 1;
-	}
+	n = mtfs_threads(o.threads);
 	if (n > s.agcount)
 		n = s.agcount ? s.agcount : 1;
-	if (n > 256)
-		n = 256;
 	pthread_mutex_init(&s.lock, NULL);
 	w = calloc(n, sizeof(*w));
 	err = w ? 0 : -ENOMEM;

@@ -264,8 +264,11 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
  * opts->per_file, the directory tree is walked instead and every name of a regular file is
  * measured and passed to it, with its path from the image's root ("/dir/file"). Inodes that
  * cannot be read (bad checksum, corrupt extent tree) are counted as errors ("inode N") and the
- * scan goes on. opts->threads and opts->cross_mounts are ignored. The image is opened
- * read-only; a mounted device or image is refused.
+ * scan goes on. Without opts->per_file the inode scan runs in opts->threads threads (0: the
+ * online cores; at most one per block group), each with its own libext2fs handle on chunks of
+ * block groups, merged exactly (the result does not depend on the thread count, except which
+ * file names an error reason). opts->cross_mounts is ignored. The image is opened read-only; a
+ * mounted device or image is refused.
  * @return 0 when the scan finished; -ENOENT and other -errno of opening @p image; -EINVAL when
  *         it is not an ext2/3/4 filesystem (the reason in the log); -EBUSY when it is mounted;
  *         -EIO when its inode tables cannot be read; -ENOMEM.
