@@ -9,8 +9,10 @@
  * filesystem: ext4 reports each leaf extent as a FIEMAP record (or merges physically contiguous
  * ones through its extent-status cache), and filefrag's rule counts only physical
  * discontinuities, so both give the same number. Only the top list needs names: its inodes are
- * kept in a bounded heap and named at the end by one walk of the directory tree that stops when
- * all are found. Memory: the accumulator, the heap and that walk's stack of directories.
+ * kept in a bounded heap and named at the end (name_top(): the directories just below each
+ * inode number, then the directories in inode order until all are found). The inode scan runs
+ * in threads over chunks of block groups (scan_parallel()). Memory: the accumulators, the heaps
+ * and a bitmap of directories per thread.
  *
  * Per-file mode: the directory tree is walked and every name of a regular file is measured.
  */
@@ -31,10 +33,14 @@
 #include "internal.h"
 
 #define PROGRESS_EVERY 4096
+/* name_top()'s first pass: directories read per file, and how far below its inode number */
+#define NEAR_DIRS 64
+#define NEAR_SPAN 65536
 
 struct itop {
 	uint64_t extents, size;
 	ext2_ino_t ino;
+	uint16_t links; /* i_links_count: a file with one name may be named by any directory */
 	char *path;
 };
 
@@ -52,6 +58,7 @@ struct img {
 	/* the directory walk */
 	char *dir_path;
 	int err;
+	bool near; /* name_top()'s first pass: name only files with one link */
 	/* a part of a parallel inode scan: the totals the progress callback gets (else NULL), and
 	 * what of files and bytes this part has added to them */
 	struct shared *sh;
@@ -221,9 +228,10 @@ static bool itop_less(const void *x, const void *y)
 	return a->ino > b->ino;
 }
 
-static void itop_offer(struct img *g, ext2_ino_t ino, const struct maptbl_file_stats *f)
+static void itop_offer(struct img *g, ext2_ino_t ino, uint16_t links,
+		       const struct maptbl_file_stats *f)
 {
-	struct itop cand = { f->extents, f->size, ino, NULL };
+	struct itop cand = { f->extents, f->size, ino, links, NULL };
 
 	mtfs_heap_offer(g->top, &g->ntop, g->top_n, sizeof(cand), &cand, itop_less);
 }
@@ -456,7 +464,7 @@ static int scan_inodes(struct img *g, const char *image, dgrp_t first, dgrp_t en
 		err = mtfs_stats_add_untopped(g->acc, &f);
 		if (err)
 			break;
-		itop_offer(g, ino, &f);
+		itop_offer(g, ino, in.i_links_count, &f);
 		progress(g, &f);
 	}
 	ext2fs_close_inode_scan(scan);
@@ -479,6 +487,8 @@ static int find_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int off
 
 		if (g->top[i].ino != de->inode || g->top[i].path)
 			continue;
+		if (g->near && g->top[i].links != 1)
+			break; /* several names: the first directory in inode order names it */
 		/* the directory's path through its ".." entries, then the name */
 		if (ext2fs_get_pathname(g->fs, dir, de->inode, &p))
 			return 0; /* stays "<inode N>" */
@@ -505,6 +515,30 @@ static int name_top(struct img *g)
 	size_t i;
 	int err = 0;
 
+	/*
+	 * First the directories just below each file's inode number, at most NEAR_DIRS of them:
+	 * the allocator gives a file an inode near its directory's, after it when the directory
+	 * was made first (mkfs -d, cp -a, tar), so the one directory that names a file with a
+	 * single link is mostly the first one met going down. This pass reads a few directories
+	 * per file instead of the directories of a whole prefix of the inode table; the ordered
+	 * pass below names what it missed, and the files with several names.
+	 */
+	g->near = true;
+	for (i = 0; i < g->ntop && !g->err && g->nnamed < g->ntop; i++) {
+		ext2_ino_t d = g->top[i].ino, stop;
+		unsigned tries = 0;
+
+		stop = d > NEAR_SPAN ? d - NEAR_SPAN : 0;
+		while (!g->top[i].path && g->top[i].links == 1 && tries < NEAR_DIRS && !g->err) {
+			while (--d > stop && !ext2fs_fast_test_inode_bitmap2(g->dirs, d))
+				;
+			if (d <= stop)
+				break;
+			ext2fs_dir_iterate2(g->fs, d, 0, NULL, find_cb, g);
+			tries++;
+		}
+	}
+	g->near = false;
 	while (g->nnamed < g->ntop && ino <= end && !g->err &&
 	       !ext2fs_find_first_set_inode_bitmap2(g->dirs, ino, end, &dir)) {
 		/* a directory that cannot be read leaves its files unnamed */

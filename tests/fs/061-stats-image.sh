@@ -128,6 +128,14 @@ check_fs() {
 	"$MAPTBL" stats --image "$WORK/$name.img" --top 3 > "$WORK/$name.txt"
 	check "$name: the top list starts with a file of $top extents, named" \
 		top_is "$top" "$WORK/$name.txt"
+	# Every file of a longer top list is named (most by the directories just below its inode
+	# number, the rest by the ordered pass), with a name that filefrag gives those extents.
+	"$MAPTBL" stats --image "$WORK/$name.img" --top 20 --json |
+		python3 -c 'import json, sys
+for t in json.load(sys.stdin)["top"]: print(t["path"], t["extents"])' | sort > "$WORK/$name.top"
+	check "$name: 20 files in the top list" test "$(wc -l < "$WORK/$name.top")" = 20
+	check "$name: each named, with filefrag's extents for that name" \
+		test -z "$(comm -23 "$WORK/$name.top" <(sort "$WORK/$name.ff"))"
 }
 
 # 256 inodes: 32 per block group, so that the files fill several groups (ext4's flex_bg would

@@ -259,8 +259,9 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
  * counted as filefrag counts the mounted file's FIEMAP records.
  *
  * Without opts->per_file, every in-use regular inode counts once (a file with several names
- * once); only the top list's files get names, found by one walk of the directory tree that
- * stops when all are found (ties of the top list go by inode number, then by path). With
+ * once); only the top list's files get names, found in the few directories just below each
+ * one's inode number, then in the directories in inode order until all are found (ties of the
+ * top list go by inode number, then by path). With
  * opts->per_file, the directory tree is walked instead and every name of a regular file is
  * measured and passed to it, with its path from the image's root ("/dir/file"). Inodes that
  * cannot be read (bad checksum, corrupt extent tree) are counted as errors ("inode N") and the
