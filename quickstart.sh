@@ -30,6 +30,8 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 packages=(gcc make cmake pkg-config libc6-dev libcmocka-dev libjansson-dev diffutils gawk
 	libext2fs-dev xfslibs-dev libdevmapper-dev e2fsprogs xfsprogs fdisk util-linux mount dmsetup
 	btrfs-progs libbtrfsutil-dev)
+# maptbl stats opens and closes files in io_uring batches (liburing).
+packages+=(liburing-dev)
 # maptbl stats --yaml (libyaml); its tests: xmllint checks the --plot SVG, python3-yaml reads the YAML.
 packages+=(libyaml-dev libxml2-utils python3 python3-yaml)
 # The device (issue #6; vf apply uses the libyaml above): nbdkit and its plugin headers, nbdcopy/nbdfuse, FUSE.

@@ -19,9 +19,10 @@
 
 static const char *const stats_usage[] = {
 	"maptbl stats [--json | --yaml] [--per-file [--csv]] [--plot FILE.svg] [--top N]\n"
-	"             [--threads N] [--cross-mounts] [--bulkstat[=counts] | --no-bulkstat] [PATH...]\n"
+	"             [--threads N] [--cross-mounts] [--bulkstat[=counts] | --no-bulkstat]\n"
+	"             [--no-uring] [PATH...]\n"
 	"       maptbl stats [--json | --yaml] [--per-file [--csv]] [--plot FILE.svg] [--top N]\n"
-	"             --image IMG...\n"
+	"             [--threads N] --image IMG...\n"
 	"       maptbl stats [--json | --yaml] [--plot FILE.svg] [--top N] --merge FILE...",
 	"extents-per-file statistics of directory trees, and the cost of their tables",
 	"",
@@ -43,7 +44,8 @@ static const char *const stats_usage[] = {
 	"  --plot FILE.svg  also draw the histogram and the CDF of extents per file as an SVG",
 	"                   (written atomically; '-' writes it to stdout instead of the summary)",
 	"  --top N          keep the N most fragmented files (default 10)",
-	"  --threads N      walker threads (default: the online cores)",
+	"  --threads N      walker threads, or the inode scan's with --image (default: the online",
+	"                   cores)",
 	"  --cross-mounts   descend into other filesystems",
 	"  --bulkstat[=MODE] a PATH that is the root directory of an XFS filesystem is read with",
 	"                   XFS_IOC_BULKSTAT instead of a walk (needs CAP_SYS_ADMIN; the default",
@@ -53,6 +55,9 @@ static const char *const stats_usage[] = {
 	"                   exact, their unwritten and shared records not seen). Given, a PATH it",
 	"                   cannot read is an error (exit 3); by default the walk is used ('-v' says why)",
 	"  --no-bulkstat    always walk",
+	"  --no-uring       open and close files with one system call each (default: a directory's",
+	"                   files are opened and closed in batches through io_uring where the",
+	"                   kernel allows it, with plain calls where it does not)",
 	"  --image IMG      read the unmounted ext2/3/4 image or device IMG through libext2fs",
 	"                   instead of walking PATHs (repeatable): an inode scan, every in-use",
 	"                   regular inode once, counted as filefrag counts the mounted file; with",
@@ -606,7 +611,7 @@ static int scan_bulkstat(struct cli *cli, struct maptbl_stats_acc *acc, const ch
 static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 {
 	enum { O_CSV = 256, O_PER_FILE, O_TOP, O_THREADS, O_CROSS, O_MERGE, O_IMAGE, O_YAML, O_PLOT,
-	       O_BULKSTAT, O_NO_BULKSTAT };
+	       O_BULKSTAT, O_NO_BULKSTAT, O_NO_URING };
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "yaml", no_argument, NULL, O_YAML },
@@ -620,6 +625,7 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 		{ "image", required_argument, NULL, O_IMAGE },
 		{ "bulkstat", optional_argument, NULL, O_BULKSTAT },
 		{ "no-bulkstat", no_argument, NULL, O_NO_BULKSTAT },
+		{ "no-uring", no_argument, NULL, O_NO_URING },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char *const dot[] = { ".", NULL };
@@ -633,7 +639,7 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 	/* XFS bulkstat: -1 never, 0 where it applies (default), 1 required; its flags */
 	int bulkstat = 0;
 	uint32_t bs_flags = 0;
-	bool reported = false;
+	bool reported = false, no_uring = false;
 	struct progress prog = { 0 };
 	int nimages = 0;
 	char *const *paths;
@@ -688,6 +694,9 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 		case O_NO_BULKSTAT:
 			bulkstat = -1;
 			break;
+		case O_NO_URING:
+			no_uring = true;
+			break;
 		default:
 			return cli_bad_option(cli, c, argv);
 		}
@@ -703,9 +712,8 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 	if (o.plot && !strcmp(o.plot, "-") && (per_file || o.fmt != STATS_TEXT))
 		return cli_usage_error(cli, "--plot - writes the SVG to stdout: not with --json, "
 					    "--yaml or --per-file");
-	if (nimages && (merge || cross || threads || optind < argc))
-		return cli_usage_error(cli, "--image IMG takes no PATH, --merge, --threads or "
-				       "--cross-mounts");
+	if (nimages && (merge || cross || optind < argc))
+		return cli_usage_error(cli, "--image IMG takes no PATH, --merge or --cross-mounts");
 	if (bulkstat > 0 && (nimages || merge || per_file || cross))
 		return cli_usage_error(cli, "--bulkstat reads PATHs without --image, --merge, "
 				       "--per-file or --cross-mounts");
@@ -737,6 +745,7 @@ static int stats_run(struct cli *cli, int argc, char **argv, char **images)
 	}
 	sc.threads = threads;
 	sc.cross_mounts = cross;
+	sc.no_uring = no_uring;
 	if (per_file) {
 		sc.per_file = per_file_row;
 		sc.ctx = &o;

@@ -8,8 +8,10 @@
 #   filefrag      find TREE -xdev -type f -print0 | xargs -0 filefrag
 #   bare 1, 2     maptbl-bench-stats-bare walk --threads N TREE (walk + openat + count-only
 #                 FIEMAP + close, the anchor)
-#   stats 1, 2    maptbl stats --threads N TREE
-#   image         maptbl stats --image IMG, IMG made by mkfs.ext4 -d TREE (the same files)
+#   stats 1, 2    maptbl stats --threads N TREE (files opened and closed in io_uring batches)
+#   plain 1, 2    maptbl stats --threads N --no-uring TREE (one openat and one close per file)
+#   image         maptbl stats --image IMG (the inode scan in as many threads as cores) and
+#                 --threads 1; IMG made by mkfs.ext4 -d TREE (the same files)
 # Part 2, peak RSS at SIZES files (default "10000 100000 1000000"): small files (1 to 4096
 # bytes) written into a fresh loop-mounted ext4; peak RSS of maptbl stats on the mount and of
 # maptbl stats --image on the unmounted image (wait4() rusage).
@@ -120,8 +122,11 @@ for ((r = 0; r < REPS; r++)); do
 	timed stats1 "$MAPTBL" stats --threads 1 "$TREE"
 	timed bare2 "$BARE" walk --threads 2 "$TREE"
 	timed stats2 "$MAPTBL" stats --threads 2 "$TREE"
+	timed plain1 "$MAPTBL" stats --threads 1 --no-uring "$TREE"
+	timed plain2 "$MAPTBL" stats --threads 2 --no-uring "$TREE"
 	timed records1 "$BARE" walk --threads 1 --records "$TREE"
 	timed image "$MAPTBL" stats --image "$IMG"
+	timed image1 "$MAPTBL" stats --threads 1 --image "$IMG"
 done
 echo "# median seconds of $REPS rounds: wall clock (including process start) and CPU (user + system)"
 printf '%-44s %8s %8s\n' method wall cpu
@@ -131,13 +136,19 @@ row "bare loop, 1 thread, 64 records per call" records1
 row "bare loop, 2 threads" bare2
 row "maptbl stats --threads 1" stats1
 row "maptbl stats --threads 2" stats2
-row "maptbl stats --image" image
+row "maptbl stats --threads 1 --no-uring" plain1
+row "maptbl stats --threads 2 --no-uring" plain2
+row "maptbl stats --image (2 threads)" image
+row "maptbl stats --image --threads 1" image1
 echo "# ratios (wall, cpu)"
 echo "stats 1 thread / bare 1 thread:    $(both stats1 bare1)  (goal <= 1.10)"
 echo "stats 2 threads / bare 2 threads:  $(both stats2 bare2)  (goal <= 1.10)"
+echo "--no-uring 1 t / bare 1 t:         $(both plain1 bare1)"
+echo "--no-uring 2 t / bare 2 t:         $(both plain2 bare2)"
 echo "records / count-only (bare, 1 t):  $(both records1 bare1)"
 echo "filefrag / stats 2 threads:        $(both filefrag stats2)"
 echo "filefrag / image:                  $(both filefrag image)  (goal >= 20)"
+echo "filefrag / image, 1 thread:        $(both filefrag image1)"
 [ -z "${IMAGE:-}" ] && rm -f "$IMG"
 
 fi

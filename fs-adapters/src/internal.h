@@ -125,9 +125,14 @@ int mtfs_stats_measure_fd(int fd, uint64_t size, uint32_t bs, struct maptbl_file
  * @cap, else replaces the least element when that is less than it. */
 void mtfs_heap_offer(void *base, size_t *n, size_t cap, size_t sz, const void *cand,
 		     bool (*less)(const void *a, const void *b));
-/* Copies caller's opts of size opts->sz into dst (known bytes); -EINVAL for a bad sz or
- * non-zero bytes past the known fields. */
-int mtfs_opts_copy(void *dst, size_t known, const void *opts);
+/* Copies caller's opts of size opts->sz into dst (known bytes; dst holds the defaults for the
+ * fields past a smaller caller's sz); -EINVAL for an sz below @min (the struct of the first
+ * release) or non-zero bytes past the known fields. */
+int mtfs_opts_copy(void *dst, size_t known, size_t min, const void *opts);
+/* The threads of a scan: @asked, or the online cores when 0; 1 to 256. */
+unsigned mtfs_threads(uint32_t asked);
+/* sizeof(struct maptbl_scan_opts) in 0.1, before no_uring */
+#define MTFS_SCAN_OPTS_SIZE_0_1 offsetof(struct maptbl_scan_opts, no_uring)
 /* maptbl_stats_acc_add() without offering the file to the top list. */
 int mtfs_stats_add_untopped(struct maptbl_stats_acc *acc, const struct maptbl_file_stats *f);
 /* Offers a file to the top list only. 0 or -ENOMEM. */

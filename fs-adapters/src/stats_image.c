@@ -9,17 +9,21 @@
  * filesystem: ext4 reports each leaf extent as a FIEMAP record (or merges physically contiguous
  * ones through its extent-status cache), and filefrag's rule counts only physical
  * discontinuities, so both give the same number. Only the top list needs names: its inodes are
- * kept in a bounded heap and named at the end by one walk of the directory tree that stops when
- * all are found. Memory: the accumulator, the heap and that walk's stack of directories.
+ * kept in a bounded heap and named at the end (name_top(): the directories just below each
+ * inode number, then the directories in inode order until all are found). The inode scan runs
+ * in threads over chunks of block groups (scan_parallel()). Memory: the accumulators, the heaps
+ * and a bitmap of directories per thread.
  *
  * Per-file mode: the directory tree is walked and every name of a regular file is measured.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <ext2fs/ext2fs.h>
 #include <et/com_err.h>
@@ -29,10 +33,14 @@
 #include "internal.h"
 
 #define PROGRESS_EVERY 4096
+/* name_top()'s first pass: directories read per file, and how far below its inode number */
+#define NEAR_DIRS 64
+#define NEAR_SPAN 65536
 
 struct itop {
 	uint64_t extents, size;
 	ext2_ino_t ino;
+	uint16_t links; /* i_links_count: a file with one name may be named by any directory */
 	char *path;
 };
 
@@ -50,6 +58,17 @@ struct img {
 	/* the directory walk */
 	char *dir_path;
 	int err;
+	bool near; /* name_top()'s first pass: name only files with one link */
+	/* a part of a parallel inode scan: the totals the progress callback gets (else NULL), and
+	 * what of files and bytes this part has added to them */
+	struct shared *sh;
+	uint64_t sh_files, sh_bytes;
+};
+
+/* What the threads of a parallel inode scan share: the progress callback's totals. */
+struct shared {
+	pthread_mutex_t lock;
+	uint64_t files, bytes;
 };
 
 static int e2fail(const char *what, const char *image, errcode_t rc)
@@ -166,8 +185,20 @@ static void progress(struct img *g, struct maptbl_file_stats *f)
 {
 	g->files++;
 	g->bytes += f->size;
-	if (g->o->progress && !(g->files % PROGRESS_EVERY))
+	if (!g->o->progress || g->files % PROGRESS_EVERY)
+		return;
+	if (!g->sh) {
 		g->o->progress(g->o->progress_ctx, g->files, g->bytes);
+		return;
+	}
+	/* a part of a parallel scan: its files since its last report, then the totals */
+	pthread_mutex_lock(&g->sh->lock);
+	g->sh->files += g->files - g->sh_files;
+	g->sh->bytes += g->bytes - g->sh_bytes;
+	g->sh_files = g->files;
+	g->sh_bytes = g->bytes;
+	g->o->progress(g->o->progress_ctx, g->sh->files, g->sh->bytes);
+	pthread_mutex_unlock(&g->sh->lock);
 }
 
 static int count_error(struct img *g, const char *path, ext2_ino_t ino, int err)
@@ -197,9 +228,10 @@ static bool itop_less(const void *x, const void *y)
 	return a->ino > b->ino;
 }
 
-static void itop_offer(struct img *g, ext2_ino_t ino, const struct maptbl_file_stats *f)
+static void itop_offer(struct img *g, ext2_ino_t ino, uint16_t links,
+		       const struct maptbl_file_stats *f)
 {
-	struct itop cand = { f->extents, f->size, ino, NULL };
+	struct itop cand = { f->extents, f->size, ino, links, NULL };
 
 	mtfs_heap_offer(g->top, &g->ntop, g->top_n, sizeof(cand), &cand, itop_less);
 }
@@ -363,22 +395,46 @@ static int walk_tree(struct img *g)
 
 /* ---- the inode scan ---- */
 
-static int scan_inodes(struct img *g, const char *image)
+/*
+ * Scans the inodes of block groups [first, end) in chunks of @chunk groups, every @stride-th
+ * chunk (a part of a parallel scan: chunk i of those that start at first + i * stride * chunk).
+ */
+static int scan_inodes(struct img *g, const char *image, dgrp_t first, dgrp_t end, dgrp_t chunk,
+		       dgrp_t stride)
 {
+	ext2_ino_t ipg = g->fs->super->s_inodes_per_group, last;
 	struct ext2_inode_large in;
 	ext2_inode_scan scan;
 	ext2_ino_t ino;
 	errcode_t rc;
+	dgrp_t grp = first;
 	int err = 0;
 
 	/* 1 MiB reads of the inode tables instead of the default 8 blocks */
 	rc = ext2fs_open_inode_scan(g->fs, (int)((1u << 20) / g->bs), &scan);
 	if (rc)
 		return e2fail("inode scan", image, rc);
+	if (grp && (rc = ext2fs_inode_scan_goto_blockgroup(scan, (int)grp))) {
+		ext2fs_close_inode_scan(scan);
+		return e2fail("inode scan", image, rc);
+	}
+	last = (ext2_ino_t)((uint64_t)(grp + chunk < end ? grp + chunk : end) * ipg);
 	for (;;) {
 		struct maptbl_file_stats f;
 
 		rc = ext2fs_get_next_inode_full(scan, &ino, (struct ext2_inode *)&in, sizeof(in));
+		if (!rc && ino > last) { /* past this chunk: the next one of ours, or done */
+			grp += chunk * stride;
+			if (grp >= end)
+				break;
+			rc = ext2fs_inode_scan_goto_blockgroup(scan, (int)grp);
+			if (rc) {
+				err = e2fail("inode scan", image, rc);
+				break;
+			}
+			last = (ext2_ino_t)((uint64_t)(grp + chunk < end ? grp + chunk : end) * ipg);
+			continue;
+		}
 		if (rc == EXT2_ET_INODE_CSUM_INVALID || rc == EXT2_ET_INODE_IS_GARBAGE) {
 			/* in use? then it is a file we cannot trust: count it */
 			if (ino >= EXT2_FIRST_INODE(g->fs->super) && in.i_links_count &&
@@ -408,7 +464,7 @@ static int scan_inodes(struct img *g, const char *image)
 		err = mtfs_stats_add_untopped(g->acc, &f);
 		if (err)
 			break;
-		itop_offer(g, ino, &f);
+		itop_offer(g, ino, in.i_links_count, &f);
 		progress(g, &f);
 	}
 	ext2fs_close_inode_scan(scan);
@@ -431,6 +487,8 @@ static int find_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int off
 
 		if (g->top[i].ino != de->inode || g->top[i].path)
 			continue;
+		if (g->near && g->top[i].links != 1)
+			break; /* several names: the first directory in inode order names it */
 		/* the directory's path through its ".." entries, then the name */
 		if (ext2fs_get_pathname(g->fs, dir, de->inode, &p))
 			return 0; /* stays "<inode N>" */
@@ -457,6 +515,30 @@ static int name_top(struct img *g)
 	size_t i;
 	int err = 0;
 
+	/*
+	 * First the directories just below each file's inode number, at most NEAR_DIRS of them:
+	 * the allocator gives a file an inode near its directory's, after it when the directory
+	 * was made first (mkfs -d, cp -a, tar), so the one directory that names a file with a
+	 * single link is mostly the first one met going down. This pass reads a few directories
+	 * per file instead of the directories of a whole prefix of the inode table; the ordered
+	 * pass below names what it missed, and the files with several names.
+	 */
+	g->near = true;
+	for (i = 0; i < g->ntop && !g->err && g->nnamed < g->ntop; i++) {
+		ext2_ino_t d = g->top[i].ino, stop;
+		unsigned tries = 0;
+
+		stop = d > NEAR_SPAN ? d - NEAR_SPAN : 0;
+		while (!g->top[i].path && g->top[i].links == 1 && tries < NEAR_DIRS && !g->err) {
+			while (--d > stop && !ext2fs_fast_test_inode_bitmap2(g->dirs, d))
+				;
+			if (d <= stop)
+				break;
+			ext2fs_dir_iterate2(g->fs, d, 0, NULL, find_cb, g);
+			tries++;
+		}
+	}
+	g->near = false;
 	while (g->nnamed < g->ntop && ino <= end && !g->err &&
 	       !ext2fs_find_first_set_inode_bitmap2(g->dirs, ino, end, &dir)) {
 		/* a directory that cannot be read leaves its files unnamed */
@@ -477,6 +559,131 @@ static int name_top(struct img *g)
 	return err;
 }
 
+/* One thread's share of a parallel inode scan. */
+struct part {
+	struct img g; /* its own libext2fs handle, accumulator, top heap, directory bitmap */
+	const char *image;
+	dgrp_t first, end, chunk, stride;
+	pthread_t tid;
+	int err;
+};
+
+static void *part_main(void *arg)
+{
+	struct part *p = arg;
+
+	p->err = scan_inodes(&p->g, p->image, p->first, p->end, p->chunk, p->stride);
+	return NULL;
+}
+
+static void part_free(struct part *p)
+{
+	if (p->g.dirs)
+		ext2fs_free_inode_bitmap(p->g.dirs);
+	if (p->g.fs)
+		ext2fs_close_free(&p->g.fs);
+	maptbl_stats_acc_free(p->g.acc);
+	free(p->g.top);
+}
+
+/*
+ * The inode scan of @g's image by @n threads. libext2fs handles are not shared between threads:
+ * each part opens the image itself and scans chunks of block groups in turn (chunk i goes to
+ * part i mod n, so that the inodes, which mkfs and the allocator pack into the first groups,
+ * spread over all parts), into its own accumulator, top heap and directory bitmap; the results
+ * are merged exactly (sums and value maps; the top heaps offered again; the bitmaps OR'ed), in
+ * part order, so the outcome does not depend on the threads' timing.
+ */
+static int scan_parallel(struct img *g, const char *image, unsigned n)
+{
+	dgrp_t groups = g->fs->group_desc_count, chunk;
+	struct shared sh = { .files = 0 };
+	struct part *parts;
+	unsigned i, started = 0;
+	int err = 0;
+
+	if (n > groups)
+		n = groups;
+	if (n <= 1)
+		return scan_inodes(g, image, 0, groups, groups, 1);
+	chunk = groups / (n * 4) ? groups / (n * 4) : 1;
+	parts = calloc(n, sizeof(*parts));
+	if (!parts)
+		return -ENOMEM;
+	pthread_mutex_init(&sh.lock, NULL);
+	for (i = 0; i < n && !err; i++) {
+		struct part *p = &parts[i];
+		struct maptbl_stats_opts so;
+		errcode_t rc;
+
+		p->g = *g;
+		p->g.fs = NULL;
+		p->g.acc = NULL;
+		p->g.dirs = NULL;
+		p->g.ntop = 0;
+		p->g.files = p->g.bytes = p->g.sh_files = p->g.sh_bytes = 0;
+		p->g.sh = &sh;
+		p->g.top = calloc(g->top_n ? g->top_n : 1, sizeof(*p->g.top));
+		p->image = image;
+		p->first = (dgrp_t)i * chunk;
+		p->end = groups;
+		p->chunk = chunk;
+		p->stride = n;
+		maptbl_stats_opts_init(&so, sizeof(so));
+		so.top_n = (uint32_t)g->top_n;
+		if (!p->g.top || maptbl_stats_acc_new(&so, &p->g.acc)) {
+			err = -ENOMEM;
+			break;
+		}
+		rc = ext2fs_open2(image, NULL, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &p->g.fs);
+		if (rc) {
+			err = e2fail("not a readable ext2/ext3/ext4 filesystem", image, rc);
+			break;
+		}
+		if (ext2fs_allocate_inode_bitmap(p->g.fs, "directories", &p->g.dirs)) {
+			p->g.dirs = NULL;
+			err = -ENOMEM;
+			break;
+		}
+		if (p->first >= groups)
+			continue; /* more parts than chunks: nothing to scan */
+		if (pthread_create(&p->tid, NULL, part_main, p)) {
+			err = -EAGAIN;
+			break;
+		}
+		started = i + 1;
+	}
+	for (i = 0; i < started; i++)
+		if (parts[i].first < groups)
+			pthread_join(parts[i].tid, NULL);
+	for (i = 0; !err && i < started; i++) {
+		struct part *p = &parts[i];
+		ext2_ino_t ino = 1, end = g->fs->super->s_inodes_count, d;
+		size_t k;
+
+		err = p->err;
+		if (!err)
+			err = maptbl_stats_acc_merge(g->acc, p->g.acc);
+		for (k = 0; !err && k < p->g.ntop; k++)
+			mtfs_heap_offer(g->top, &g->ntop, g->top_n, sizeof(*g->top), &p->g.top[k],
+					itop_less);
+		while (!err && ino <= end &&
+		       !ext2fs_find_first_set_inode_bitmap2(p->g.dirs, ino, end, &d)) {
+			ext2fs_mark_inode_bitmap2(g->dirs, d);
+			ino = d + 1;
+			if (!ino)
+				break;
+		}
+		g->files += p->g.files;
+		g->bytes += p->g.bytes;
+	}
+	for (i = 0; i < n; i++)
+		part_free(&parts[i]);
+	free(parts);
+	pthread_mutex_destroy(&sh.lock);
+	return err;
+}
+
 MAPTBL_API int maptbl_stats_image(struct maptbl_stats_acc *acc, const char *image,
 				  const struct maptbl_scan_opts *opts)
 {
@@ -490,7 +697,7 @@ MAPTBL_API int maptbl_stats_image(struct maptbl_stats_acc *acc, const char *imag
 	if (!acc || !image)
 		return -EINVAL;
 	maptbl_scan_opts_init(&o, sizeof(o));
-	err = mtfs_opts_copy(&o, sizeof(o), opts);
+	err = mtfs_opts_copy(&o, sizeof(o), MTFS_SCAN_OPTS_SIZE_0_1, opts);
 	if (err)
 		return err;
 	initialize_ext2_error_table();
@@ -525,7 +732,7 @@ MAPTBL_API int maptbl_stats_image(struct maptbl_stats_acc *acc, const char *imag
 		g.top_n = maptbl_stats_acc_top_n(acc);
 		g.top = calloc(g.top_n ? g.top_n : 1, sizeof(*g.top));
 		rc = ext2fs_allocate_inode_bitmap(g.fs, "directories", &g.dirs);
-		err = g.top && !rc ? scan_inodes(&g, image) : -ENOMEM;
+		err = g.top && !rc ? scan_parallel(&g, image, mtfs_threads(o.threads)) : -ENOMEM;
 		if (!err)
 			err = name_top(&g);
 		for (i = 0; i < g.ntop; i++)

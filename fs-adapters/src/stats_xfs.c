@@ -402,7 +402,7 @@ MAPTBL_API int maptbl_stats_xfs(struct maptbl_stats_acc *acc, const char *path,
 	if (!acc || !path || (flags & ~MAPTBL_STATS_XFS_COUNTS))
 		return -EINVAL;
 	maptbl_scan_opts_init(&o, sizeof(o));
-	err = mtfs_opts_copy(&o, sizeof(o), opts);
+	err = mtfs_opts_copy(&o, sizeof(o), MTFS_SCAN_OPTS_SIZE_0_1, opts);
 	if (err)
 		return err;
 	if (o.per_file || o.cross_mounts)
@@ -450,16 +450,9 @@ MAPTBL_API int maptbl_stats_xfs(struct maptbl_stats_acc *acc, const char *path,
 		mtfs_log(MAPTBL_LOG_ERROR, "%s: no filesystem handle: %s", path, strerror(-err));
 		goto out_fd;
 	}
-	n = o.threads;
-	if (!n) {
-		long c = sysconf(_SC_NPROCESSORS_ONLN);
-
-		n = c > 0 ? (unsigned)c : 1;
-	}
+	n = mtfs_threads(o.threads);
 	if (n > s.agcount)
 		n = s.agcount ? s.agcount : 1;
-	if (n > 256)
-		n = 256;
 	pthread_mutex_init(&s.lock, NULL);
 	w = calloc(n, sizeof(*w));
 	err = w ? 0 : -ENOMEM;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # maptbl stats on a mounted ext4 and a mounted XFS with known fragmentation: every file's extent
-# count equals filefrag's; holes, unwritten and shared records where they must be; the JSON of
+# count equals filefrag's; the rows are the same with io_uring batches, plain calls (--no-uring)
+# and io_uring refused; holes, unwritten and shared records where they must be; the JSON of
 # two runs over two subdirectories, merged, equals the run over both; one filesystem unless
 # --cross-mounts; unreadable files and directories are counted errors (as an unprivileged user),
 # and a tree of nothing but unreadable files gives status 1.
@@ -72,6 +73,30 @@ check_tree() {
 		fi
 	done < "$WORK/$name.tsv"
 	check "$name: every file's extents equal filefrag's" test $bad = 0
+	# The same rows with plain system calls as with io_uring batches, and, as another user, when
+	# io_uring is refused (the fallback) as when it is not.
+	"$MAPTBL" stats --per-file --threads 2 --no-uring . > "$WORK/$name-plain.tsv"
+	check "$name: --no-uring gives the same rows" \
+		diff <(sort "$WORK/$name.tsv") <(sort "$WORK/$name-plain.tsv")
+	if command -v setpriv >/dev/null && [ -w /proc/sys/kernel/io_uring_disabled ]; then
+		local nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
+		chmod 755 "$WORK"
+		$nobody "$MAPTBL" stats --per-file --threads 2 . > "$WORK/$name-user.tsv"
+		io_uring_off
+		$nobody "$MAPTBL" -vv stats --per-file --threads 2 . > "$WORK/$name-refused.tsv" \
+			2> "$WORK/$name-refused.err"
+		check "$name: io_uring refused: stats exits 0" test $? = 0
+		io_uring_on
+		chmod 700 "$WORK"
+		check "$name: io_uring refused: the plain calls were used" \
+			grep -q "no io_uring (Operation not permitted): plain calls" "$WORK/$name-refused.err"
+		check "$name: another user reads every file ($(wc -l < "$WORK/$name-user.tsv") rows)" \
+			test "$(wc -l < "$WORK/$name-user.tsv")" = "$(wc -l < "$WORK/$name.tsv")"
+		check "$name: io_uring refused: the same rows" \
+			diff <(sort "$WORK/$name-user.tsv") <(sort "$WORK/$name-refused.tsv")
+	else
+		echo "skip $name: io_uring refused: no setpriv or no /proc/sys/kernel/io_uring_disabled"
+	fi
 	row() { awk -F'\t' -v p="$1" '$1 == p' "$WORK/$name.tsv"; }
 	col() { row "$1" | cut -f"$2"; }
 	check "$name: frag-a has at least 1000 extents ($(col ./d1/frag-a 3))" \

@@ -23,9 +23,24 @@ cleanup() {
 	for ((i = ${#LOOPS[@]} - 1; i >= 0; i--)); do
 		losetup -d "${LOOPS[i]}" 2>/dev/null
 	done
+	# a test that turned io_uring off (io_uring_off) turns it back on
+	[ -n "${URING_WAS:-}" ] && echo "$URING_WAS" > /proc/sys/kernel/io_uring_disabled
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# io_uring_off / io_uring_on: refuse io_uring to unprivileged processes for a while (kernel 6.6+
+# io_uring_disabled = 1: only CAP_SYS_ADMIN or io_uring_group; root's tests running meanwhile
+# keep it), to test fallbacks as another user; the cleanup turns it back on. 1 without the sysctl.
+io_uring_off() {
+	[ -w /proc/sys/kernel/io_uring_disabled ] || return 1
+	URING_WAS=$(cat /proc/sys/kernel/io_uring_disabled)
+	echo 1 > /proc/sys/kernel/io_uring_disabled
+}
+io_uring_on() {
+	[ -n "${URING_WAS:-}" ] && echo "$URING_WAS" > /proc/sys/kernel/io_uring_disabled
+	URING_WAS=
+}
 
 skip() {
 	echo "SKIP: $*"

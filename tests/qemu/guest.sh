@@ -99,18 +99,30 @@ t_hostile_ring() {
 # §4: VFs disabled and enabled (sriov_numvfs 0 then 2) while reads and rewrites of the same
 # bytes (the file already holds /pattern at block 3) are in flight on VF 1.
 t_vf_cycle() {
-	kill $PUSH; wait $PUSH
-	t_push >/dev/null
 	n=0 inflight=0
 	for round in 1 2 3; do
+		# Every round gets its table: VF disable resets the VF's registers, so without a new
+		# push rounds 2 and 3 used to run on a VF without one (every read failed at once).
+		kill $PUSH; wait $PUSH
+		t_push >/dev/null
 		# Reads one after the other until one fails (the VFs went) or 2000 are done: a fixed
 		# number (4) used to end before the VFs went on a quiet machine (CI), and the test
 		# failed for want of a transfer in flight.
+		echo 0 >/tmp/reads.$round
 		(i=0; while [ $i -lt 2000 ]; do
 			MAPTBL_VFRW_TIMEOUT_MS=3000 maptbl-vfrw pci:$BDF 1 read >/dev/null 2>&1 || exit 1
 			i=$((i + 1))
+			echo $i >/tmp/reads.$round
 		done) &
 		r=$!
+		# the VF works this round: a whole read first (20 s at most), then the disable
+		i=0
+		until [ "$(cat /tmp/reads.$round)" -gt 0 ]; do
+			i=$((i + 1))
+			[ $i -lt 200 ] && kill -0 $r 2>/dev/null ||
+				fail "round $round: no whole read of VF 1 (no table?)"
+			sleep 0.1
+		done
 		MAPTBL_VFRW_TIMEOUT_MS=3000 maptbl-vfrw pci:$BDF 1 write 3 /pattern >/dev/null 2>&1 &
 		w=$!
 		sleep 0.$round
@@ -124,7 +136,7 @@ t_vf_cycle() {
 		for v in $PF/virtfn0 $PF/virtfn1; do setcmd $(readlink -f $v); done
 	done
 	[ $inflight -gt 0 ] || fail "no transfer was still running when the VFs went (too slow a start?)"
-	MSG="3 rounds, $inflight of 6 readers and writers running at VF disable, $n completed"
+	MSG="3 rounds, $inflight of 6 readers and writers running at VF disable, $n completed, reads per round $(cat /tmp/reads.1 /tmp/reads.2 /tmp/reads.3 | tr '\n' ' ')"
 }
 
 # After all that, a new push and a whole read of VF 1 give the file again.

@@ -126,8 +126,15 @@ struct maptbl_scan_opts {
 	 */
 	void (*progress)(void *progress_ctx, uint64_t files, uint64_t bytes);
 	void *progress_ctx;
+	/**
+	 * Open and close files with plain system calls, one at a time. By default the walk opens
+	 * and closes each directory's regular files in batches through io_uring where the kernel
+	 * allows it (one io_uring_enter() per batch instead of an openat() and a close() per file),
+	 * and falls back to plain calls where it does not.
+	 */
+	bool no_uring;
 };
-#define maptbl_scan_opts__last_field progress_ctx
+#define maptbl_scan_opts__last_field no_uring
 
 /** @brief Defaults into @p opts (@p sz = sizeof(*opts)). @return 0 or -EINVAL. */
 MAPTBL_API int maptbl_stats_opts_init(struct maptbl_stats_opts *opts, size_t sz);
@@ -252,13 +259,17 @@ MAPTBL_API int maptbl_stats_scan(struct maptbl_stats_acc *acc, const char *path,
  * counted as filefrag counts the mounted file's FIEMAP records.
  *
  * Without opts->per_file, every in-use regular inode counts once (a file with several names
- * once); only the top list's files get names, found by one walk of the directory tree that
- * stops when all are found (ties of the top list go by inode number, then by path). With
+ * once); only the top list's files get names, found in the few directories just below each
+ * one's inode number, then in the directories in inode order until all are found (ties of the
+ * top list go by inode number, then by path). With
  * opts->per_file, the directory tree is walked instead and every name of a regular file is
  * measured and passed to it, with its path from the image's root ("/dir/file"). Inodes that
  * cannot be read (bad checksum, corrupt extent tree) are counted as errors ("inode N") and the
- * scan goes on. opts->threads and opts->cross_mounts are ignored. The image is opened
- * read-only; a mounted device or image is refused.
+ * scan goes on. Without opts->per_file the inode scan runs in opts->threads threads (0: the
+ * online cores; at most one per block group), each with its own libext2fs handle on chunks of
+ * block groups, merged exactly (the result does not depend on the thread count, except which
+ * file names an error reason). opts->cross_mounts is ignored. The image is opened read-only; a
+ * mounted device or image is refused.
  * @return 0 when the scan finished; -ENOENT and other -errno of opening @p image; -EINVAL when
  *         it is not an ext2/3/4 filesystem (the reason in the log); -EBUSY when it is mounted;
  *         -EIO when its inode tables cannot be read; -ENOMEM.
