@@ -73,7 +73,8 @@ struct slot {
 	uint32_t state;			/* S_*: atomics only; the futex word */
 	bool abandoned;			/* under lock */
 	bool chosen;			/* under lock: handed the lead, S_LEAD on its way */
-	struct slot *next;		/* free list, queue, or the leader's wake list */
+	struct slot *next;		/* queue, or the leader's wake list */
+	struct slot *chain;		/* the next completed slot whose thread this one wakes */
 };
 
 static struct maptbl_hw_dma *slot_mem;
@@ -451,13 +452,26 @@ static uint32_t lead(struct slot *self, int64_t deadline_us)
 				pthread_cond_signal(&free_cv); /* one of them reaps next (slot_get()) */
 		}
 		pthread_mutex_unlock(&lock);
-		/* Outside the lock: a woken thread does not run into it. */
-		while (wake) {
-			struct slot *s = wake;
+		/*
+		 * Outside the lock, and one thread only: the woken thread wakes the next one
+		 * (slot_io()), and so on down the chain. Woken all at once by the leader, the
+		 * threads preempted it one after the other and then queued up together on
+		 * nbdkit's own connection locks to send their replies.
+		 */
+		{
+			struct slot *head = NULL;
 
-			wake = s->next;
-			if (s != self)
-				slot_notify(s, S_DONE);
+			while (wake) {
+				struct slot *s = wake;
+
+				wake = s->next;
+				if (s != self) {
+					s->chain = head;
+					head = s;
+				}
+			}
+			if (head)
+				slot_notify(head, S_DONE);
 		}
 		if (stop) {
 			if (next)
@@ -541,6 +555,7 @@ static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32
 					 .buf = op == MAPTBL_OP_READ || op == MAPTBL_OP_WRITE ? s->buf : NULL,
 					 .user_data = (uint64_t)(s - slots) + 1 };
 	__atomic_store_n(&s->state, S_WAIT, __ATOMIC_RELAXED);
+	s->chain = NULL;
 	*status = 0;
 	pthread_mutex_lock(&lock);
 	if (broken) {
@@ -576,6 +591,10 @@ static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32
 		}
 		pthread_mutex_unlock(&lock);
 		st = slot_wait(s, 0);
+	}
+	if (st == S_DONE && s->chain) { /* pass the wake-up on (lead()) */
+		slot_notify(s->chain, S_DONE);
+		s->chain = NULL;
 	}
 	if (st != S_DONE) { /* the request stays queued or in the ring; the leader frees it */
 		*status = MAPTBL_ST_OK;
