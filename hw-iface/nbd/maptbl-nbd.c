@@ -248,8 +248,9 @@ static uint32_t lead(struct slot *self, int64_t deadline_us);
  * lock for its slot (the queue lock is the one lock a request takes). Only a thread that finds
  * no free slot waits, under the lock, for slot_put() to signal; free_waiters and free_mask are
  * both sequentially consistent, so a putter that reads no waiter left a bit the waiter sees.
+ * Waits until @deadline_us (CLOCK_MONOTONIC; 0: for ever), then returns NULL.
  */
-static struct slot *slot_get(void)
+static struct slot *slot_get(int64_t deadline_us)
 {
 	uint64_t m = __atomic_load_n(&free_mask, __ATOMIC_SEQ_CST);
 
@@ -272,7 +273,25 @@ static struct slot *slot_get(void)
 					pthread_mutex_lock(&lock);
 					continue;
 				}
-				pthread_cond_wait(&free_cv, &lock);
+				if (deadline_us) {
+					/* Time-outs count from the NBD request: a thread that waits
+					 * for a slot gives up too (this used to wait for ever while
+					 * the slots' requests were stalled). */
+					struct timespec ts;
+
+					if (mono_us() >= deadline_us) {
+						__atomic_sub_fetch(&free_waiters, 1, __ATOMIC_SEQ_CST);
+						pthread_mutex_unlock(&lock);
+						return NULL;
+					}
+					clock_gettime(CLOCK_REALTIME, &ts);
+					ts.tv_nsec += 10000000; /* look at the deadline every 10 ms */
+					if (ts.tv_nsec >= 1000000000)
+						ts.tv_sec++, ts.tv_nsec -= 1000000000;
+					pthread_cond_timedwait(&free_cv, &lock, &ts);
+				} else {
+					pthread_cond_wait(&free_cv, &lock);
+				}
 			}
 			__atomic_sub_fetch(&free_waiters, 1, __ATOMIC_SEQ_CST);
 			pthread_mutex_unlock(&lock);
@@ -607,10 +626,17 @@ static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32
 /* @n blocks at @lba, split into slot-sized device requests; @buf NULL for WRITE_ZEROES, FLUSH. */
 static int io(uint32_t op, uint64_t lba, uint64_t n, void *buf, uint32_t flags)
 {
-	struct slot *s = slot_get();
+	struct slot *s = slot_get(timeout_ms > 0 ? mono_us() + (int64_t)timeout_ms * 1000 : 0);
 	uint8_t *p = buf;
 	uint32_t st = 0;
 	int err = 0;
+
+	if (!s) {
+		nbdkit_error("VF %u: no request slot free within %d ms (the VF's requests are stalled)",
+			     vf, timeout_ms);
+		nbdkit_set_error(EIO);
+		return -1;
+	}
 
 	do {
 		uint32_t k = n < slot_blocks ? (uint32_t)n : slot_blocks;
