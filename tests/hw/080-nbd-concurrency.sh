@@ -53,9 +53,9 @@ nbd_up() {
 }
 
 # copy SRC DST: nbdcopy with 96 requests of 4 KiB in flight (more than the plugin's 64 slots),
-# at most 60 s.
+# at most 30 s.
 copy() {
-	timeout 60 nbdcopy --connections=1 --requests=96 --request-size=$BS "$1" "$2"
+	timeout 30 nbdcopy --connections=1 --requests=96 --request-size=$BS "$1" "$2"
 }
 
 round=0
@@ -99,7 +99,7 @@ head -c $((BLOCKS * BS)) /dev/urandom >"$WORK/w"
 n=0
 for try in 1 2 3; do
 	start=$(date +%s)
-	timeout 60 nbdcopy --connections=1 --requests=80 --request-size=$BS "$WORK/w" \
+	timeout 30 nbdcopy --connections=1 --requests=80 --request-size=$BS "$WORK/w" \
 		"nbd+unix:///?socket=$WORK/t.nbd" 2>"$WORK/tcopy.err" </dev/null
 	rc=$?
 	check "timeouts: copy $try into the stalled VF fails (not hangs, not succeeds)" [ $rc != 0 -a $rc != 124 ]
@@ -111,7 +111,7 @@ for try in 1 2 3; do
 done
 check "timeouts: all 64 request slots timed out ($n)" [ "$n" -ge 64 ]
 # Every slot is held by an abandoned request now: new requests find none, and time out too.
-timeout 60 nbdcopy --connections=1 --requests=16 --request-size=$BS "$WORK/w" \
+timeout 30 nbdcopy --connections=1 --requests=16 --request-size=$BS "$WORK/w" \
 	"nbd+unix:///?socket=$WORK/t.nbd" 2>"$WORK/tcopy.err" </dev/null
 rc=$?
 check "timeouts: a copy that finds no free slot fails (not hangs)" [ $rc != 0 -a $rc != 124 ]
