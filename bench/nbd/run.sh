@@ -12,12 +12,13 @@
 # with its file plugin. fio's nbd engine (libnbd) does 4 KiB random reads at queue depth 1 and 32
 # on both, alternately, RUNS times; the script prints the medians, the VF/raw ratios and, from
 # the VF's counters (maptbl vf stats), extent cache (BTLB) and node cache hit rates and nodes
-# walked per request; then maptbl-bench-emu on the same VF without NBD (register round trip,
+# walked per request, the servers' CPU time and (with perf) context switches per request; then maptbl-bench-emu on the same VF without NBD (register round trip,
 # one request through the rings, 32 in flight) for the latency breakdown.
 #
 # Environment: EXTENTS (100000), RUNS (5), RUNTIME (seconds per fio run, 5), SWEEP (cache
 # configurations "XCACHE:NCACHE" separated by spaces, default "8:64"; 0 disables that cache),
-# THREADS (nbdkit threads, 32), WORKDIR (~1 GiB of image, default /dev/shm: other processes'
+# THREADS (nbdkit threads, 32), PLUGIN_OPTS (more parameters for the maptbl plugin, e.g.
+# "poll=20"), WORKDIR (~1 GiB of image, default /dev/shm: other processes'
 # `echo 3 > drop_caches` then cannot turn page-cache reads into disk reads halfway), MAPTBL,
 # EMU, PLUGIN, FRAGMENT (the programs, default under BUILD_DIR).
 # Without root, loop devices, nbdkit or fio it says so and exits 77.
@@ -113,6 +114,24 @@ fio_run() {
 ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo $t; }
 HZ=$(getconf CLK_TCK)
 
+# cs_start PID...: counts the context switches of the processes (all their threads) until
+# cs_stop, which prints them per request: cs_stop IOPS. Needs perf; without it prints "-".
+PERF=$(command -v perf)
+cs_start() {
+	CSPID=
+	[ -n "$PERF" ] || return 0
+	local IFS=,
+	"$PERF" stat -x, -e context-switches -p "$*" -o "$WORK/cs.out" 2>/dev/null &
+	CSPID=$!
+}
+cs_stop() {
+	if [ -z "$CSPID" ]; then echo -; return; fi
+	kill -INT "$CSPID" 2>/dev/null
+	wait "$CSPID" 2>/dev/null
+	awk -F, -v n="$1" -v s="$((RUNTIME + 1))" '$3 == "context-switches" { c = $1 }
+		END { if (n && c != "") printf "%.2f\n", c / (n * s); else print "-" }' "$WORK/cs.out"
+}
+
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # cpu_per_req TICKS0 IOPS PID...: server CPU microseconds per request of the fio run just done
@@ -146,21 +165,27 @@ for cfg in $SWEEP; do
 	nbdkit -f -r -t "$THREADS" -U "$RAWSOCK" file "$WORK/fs.img" 2>>"$WORK/nbdkit.log" &
 	RAWPID=$!
 	PIDS+=($!)
-	nbdkit -f -t "$THREADS" -U "$VFSOCK" "$PLUGIN" dev="emu:$WORK/emu.sock" vf=1 2>>"$WORK/nbdkit.log" &
+	# shellcheck disable=SC2086 # PLUGIN_OPTS: several parameters
+	nbdkit -f -t "$THREADS" -U "$VFSOCK" "$PLUGIN" dev="emu:$WORK/emu.sock" vf=1 ${PLUGIN_OPTS:-} \
+		2>>"$WORK/nbdkit.log" &
 	VFPID=$!
 	PIDS+=($!)
 	wait_socket "$RAWSOCK"
 	wait_socket "$VFSOCK"
 	for qd in 1 32; do
 		: >"$WORK/raw.iops"; : >"$WORK/vf.iops"; : >"$WORK/raw.lat"; : >"$WORK/vf.lat"
-		: >"$WORK/raw.cpu"; : >"$WORK/vf.cpu"
+		: >"$WORK/raw.cpu"; : >"$WORK/vf.cpu"; : >"$WORK/raw.cs"; : >"$WORK/vf.cs"
 		counters "$WORK/c0"
 		for r in $(seq "$RUNS"); do
 			t0=$(ticks $RAWPID)
+			cs_start $RAWPID
 			read -r i l < <(fio_run "$RAWURI" $qd); echo "${i:-0}" >>"$WORK/raw.iops"; echo "${l:-0}" >>"$WORK/raw.lat"
+			cs_stop "$i" >>"$WORK/raw.cs"
 			cpu_per_req $t0 "$i" $RAWPID >>"$WORK/raw.cpu"
 			t0=$(ticks $VFPID $EMUPID)
+			cs_start $VFPID $EMUPID
 			read -r i l < <(fio_run "$VFURI" $qd); echo "${i:-0}" >>"$WORK/vf.iops"; echo "${l:-0}" >>"$WORK/vf.lat"
+			cs_stop "$i" >>"$WORK/vf.cs"
 			cpu_per_req $t0 "$i" $VFPID $EMUPID >>"$WORK/vf.cpu"
 		done
 		counters "$WORK/c1"
@@ -177,6 +202,8 @@ for cfg in $SWEEP; do
 		     "IOPS; DMA node fetches/request $(awk -v n="$nm" -v r="$req" 'BEGIN { printf "%.2f", r ? n / r : 0 }')"
 		echo "  server CPU per request (median): raw nbdkit $(median <"$WORK/raw.cpu") us," \
 		     "VF nbdkit + maptbl-emu $(median <"$WORK/vf.cpu") us"
+		[ -z "$PERF" ] || echo "  server context switches per request (median): raw" \
+			"$(median <"$WORK/raw.cs"), VF $(median <"$WORK/vf.cs")"
 	done
 	# The same VF without NBD: register round trip, one request through the rings, 32 in flight
 	# (nbdkit holds the VF's rings: the plugin's server is stopped first).

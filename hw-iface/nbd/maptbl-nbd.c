@@ -3,7 +3,7 @@
  * maptbl-nbd.c - nbdkit plugin "maptbl": one VF of a maptbl device as an NBD export, so
  * nbdcopy, nbdinfo, nbdfuse, fio's nbd engine and QEMU's NBD client can use a VF.
  *
- *   nbdkit maptbl dev=emu:/run/maptbl.sock vf=1 [timeout=MS]
+ *   nbdkit maptbl dev=emu:/run/maptbl.sock vf=1 [timeout=MS] [poll=US]
  *
  * The plugin is the VF's driver (the VM side): it sets up the VF's own request and completion
  * rings through libmaptbl-hw and moves data through them; of the PF it only reads the
@@ -12,10 +12,13 @@
  * request takes a slot (a DMA buffer of SLOT_BYTES), copies write data into it and queues it.
  * One of the waiting threads at a time is the *leader*: it posts everything queued into the VF's
  * request ring with one doorbell (maptbl_hw_queue_submit()), reaps completions
- * (maptbl_hw_queue_reap()), hands them to their threads and passes the lead to a thread that
- * still waits. So an NBD client with 32 requests in flight has up to 32 in the VF's rings, and a
- * lone request costs no thread hand-off in the plugin (on a loaded machine a wake-up costs more
- * than the request). Byte ranges that are not block-aligned are read-modify-written here. A
+ * (maptbl_hw_queue_reap()), hands them to their threads and, once its own request completed,
+ * passes the lead to a thread that still waits. So an NBD client with 32 requests in flight has
+ * up to 32 in the VF's rings, and a lone request costs no thread hand-off in the plugin (on a
+ * loaded machine a wake-up costs more than the request). A waiting thread sleeps on a futex word
+ * of its own and is woken once, outside any lock, by the leader that reaped its completion
+ * (optionally it spins poll=US first); slots are taken and returned without a lock, so the
+ * queue lock is the only lock a request takes (docs/PERFORMANCE.md, "The device through NBD"). Byte ranges that are not block-aligned are read-modify-written here. A
  * write to a hole waits until the host services the fault (or times out with timeout=MS;
  * default: wait for ever, as a disk would); the device runs a VF's requests in ring order, so
  * requests queued after a stalled one wait with it (REGISTERS.md §6.2).
@@ -27,6 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -48,26 +54,105 @@ static uint32_t bs, slot_blocks;
 static bool read_only;
 
 /*
- * A request slot. Owned by an nbdkit thread from slot_get() to slot_put(), except while queued
- * or in the ring, when the leader fills in cpl and sets done; a thread that gave up (timeout)
- * sets abandoned and the leader frees the slot on completion. Everything below is under `lock`.
+ * A request slot. Owned by an nbdkit thread from slot_get() to slot_put(). While its request is
+ * queued or in the ring, the leader fills in cpl and moves `state` to S_DONE, or hands the lead
+ * to the slot's thread with S_LEAD. `state` is also the futex word its thread sleeps on: the
+ * thread spins on it for up to poll_us, then announces S_SLEEP and sleeps, and a waker calls
+ * FUTEX_WAKE only when it found S_SLEEP, so a thread that is still spinning costs no system
+ * call and every completion costs at most one wake-up, outside any lock (a pthread condition
+ * signalled under the queue lock woke the thread into that lock: two switches per request).
+ * A thread that gave up (timeout) sets abandoned under `lock`; the leader frees its slot on
+ * completion.
  */
+enum { S_IDLE, S_WAIT, S_SLEEP, S_DONE, S_LEAD };
+
 struct slot {
 	struct maptbl_hw_aio aio;
 	struct maptbl_hw_aio_cpl cpl;
 	void *buf;			/* SLOT_BYTES of DMA memory */
-	pthread_cond_t cv;		/* done, or: lead */
-	bool done, abandoned;
-	struct slot *next;		/* free list or queue */
+	uint32_t state;			/* S_*: atomics only; the futex word */
+	bool abandoned;			/* under lock */
+	bool chosen;			/* under lock: handed the lead, S_LEAD on its way */
+	struct slot *next;		/* queue, or the leader's wake list */
+	struct slot *chain;		/* the next completed slot whose thread this one wakes */
 };
 
 static struct maptbl_hw_dma *slot_mem;
 static struct slot slots[NR_SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t free_cv = PTHREAD_COND_INITIALIZER;	/* a slot was freed */
-static struct slot *free_slots, *queued, **queued_tail = &queued;
-static bool leading;		/* a thread is the leader */
+static uint64_t free_mask;	/* bit i: slots[i] is free. Atomics; waits for a bit under lock */
+static unsigned free_waiters;	/* threads waiting for a free slot: under lock */
+static struct slot *queued, **queued_tail = &queued;
+static bool leading;		/* a thread leads (or the lead is being handed over) */
+static unsigned waiting;	/* slots queued or in the ring, not abandoned: under lock */
+static unsigned abandoned_n;	/* slots queued or in the ring, abandoned: under lock */
 static int broken;		/* the rings failed: -errno for every request from now on */
+static unsigned poll_us;		/* a waiting thread spins this long before it sleeps */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void futex_wake1(uint32_t *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Sets the state of @s to @to and wakes its thread if it sleeps. Any thread, no lock needed. */
+static void slot_notify(struct slot *s, uint32_t to)
+{
+	if (__atomic_exchange_n(&s->state, to, __ATOMIC_ACQ_REL) == S_SLEEP)
+		futex_wake1(&s->state);
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Waits until the state of @s leaves S_WAIT/S_SLEEP or @deadline_us (CLOCK_MONOTONIC, 0: none)
+ * passes. Returns the state (S_WAIT/S_SLEEP on a timeout).
+ */
+static uint32_t slot_wait(struct slot *s, int64_t deadline_us)
+{
+	int64_t spin_end = mono_us() + poll_us;
+	uint32_t st;
+
+	for (;;) {
+		st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		if (st != S_WAIT && st != S_SLEEP)
+			return st;
+		if (mono_us() >= spin_end)
+			break;
+		cpu_relax();
+	}
+	for (;;) {
+		struct timespec rel, *tp = NULL;
+		uint32_t exp = S_WAIT;
+
+		if (!__atomic_compare_exchange_n(&s->state, &exp, S_SLEEP, false, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE) && exp != S_SLEEP)
+			return exp;
+		if (deadline_us) {
+			int64_t left = deadline_us - mono_us();
+
+			if (left <= 0)
+				return S_SLEEP;
+			rel.tv_sec = left / 1000000;
+			rel.tv_nsec = (left % 1000000) * 1000;
+			tp = &rel;
+		}
+		syscall(SYS_futex, &s->state, FUTEX_WAIT_PRIVATE, S_SLEEP, tp, NULL, 0);
+	}
+}
 
 static void log_cb(void *ctx, enum maptbl_log_level level, const char *msg)
 {
@@ -94,10 +179,19 @@ static int maptbl_config(const char *key, const char *value)
 		}
 		return 0;
 	}
+	if (!strcmp(key, "poll")) {
+		if (nbdkit_parse_unsigned("poll", value, &poll_us) == -1)
+			return -1;
+		if (poll_us > 1000000) {
+			nbdkit_error("poll=%s: more than 1000000 microseconds", value);
+			return -1;
+		}
+		return 0;
+	}
 	if (!strcmp(key, "timeout")) {
 		return nbdkit_parse_int("timeout", value, &timeout_ms) == -1 || timeout_ms < 0 ? -1 : 0;
 	}
-	nbdkit_error("unknown parameter '%s' (dev, vf, timeout)", key);
+	nbdkit_error("unknown parameter '%s' (dev, vf, timeout, poll)", key);
 	return -1;
 }
 
@@ -138,9 +232,7 @@ static int maptbl_get_ready(void)
 	}
 	for (unsigned i = 0; i < NR_SLOTS; i++) {
 		slots[i].buf = (uint8_t *)maptbl_hw_dma_ptr(slot_mem) + (size_t)i * slot_blocks * bs;
-		pthread_cond_init(&slots[i].cv, NULL);
-		slots[i].next = free_slots;
-		free_slots = &slots[i];
+		free_mask |= 1ull << i;
 	}
 	if (!maptbl_hw_read32(hw, vf, MAPTBL_REG_STATUS, &st))
 		read_only = st & MAPTBL_FN_STATUS_READ_ONLY;
@@ -149,87 +241,263 @@ static int maptbl_get_ready(void)
 	return 0;
 }
 
-/* A completion (or a failure) for slot @s. Under lock. */
-static void finish(struct slot *s, const struct maptbl_hw_aio_cpl *c)
+static uint32_t lead(struct slot *self, int64_t deadline_us);
+
+/*
+ * The free slots are a bit mask taken and returned with atomic operations: a request takes no
+ * lock for its slot (the queue lock is the one lock a request takes). Only a thread that finds
+ * no free slot waits, under the lock, for slot_put() to signal; free_waiters and free_mask are
+ * both sequentially consistent, so a putter that reads no waiter left a bit the waiter sees.
+ * Waits until @deadline_us (CLOCK_MONOTONIC; 0: for ever), then returns NULL.
+ */
+static struct slot *slot_get(int64_t deadline_us)
+{
+	uint64_t m = __atomic_load_n(&free_mask, __ATOMIC_SEQ_CST);
+
+	for (;;) {
+		unsigned i;
+
+		if (!m) {
+			pthread_mutex_lock(&lock);
+			__atomic_add_fetch(&free_waiters, 1, __ATOMIC_SEQ_CST);
+			while (!(m = __atomic_load_n(&free_mask, __ATOMIC_SEQ_CST))) {
+				/*
+				 * Every slot is taken. If abandoned requests hold some and nobody
+				 * leads, nobody would reap them and free their slots: reap here.
+				 * (This used to wait for ever: after 64 time-outs the plugin hung.)
+				 */
+				if (!leading && abandoned_n) {
+					leading = true;
+					pthread_mutex_unlock(&lock);
+					lead(NULL, 0);
+					pthread_mutex_lock(&lock);
+					continue;
+				}
+				if (deadline_us) {
+					/* Time-outs count from the NBD request: a thread that waits
+					 * for a slot gives up too (this used to wait for ever while
+					 * the slots' requests were stalled). */
+					struct timespec ts;
+
+					if (mono_us() >= deadline_us) {
+						__atomic_sub_fetch(&free_waiters, 1, __ATOMIC_SEQ_CST);
+						pthread_mutex_unlock(&lock);
+						return NULL;
+					}
+					clock_gettime(CLOCK_REALTIME, &ts);
+					ts.tv_nsec += 10000000; /* look at the deadline every 10 ms */
+					if (ts.tv_nsec >= 1000000000)
+						ts.tv_sec++, ts.tv_nsec -= 1000000000;
+					pthread_cond_timedwait(&free_cv, &lock, &ts);
+				} else {
+					pthread_cond_wait(&free_cv, &lock);
+				}
+			}
+			__atomic_sub_fetch(&free_waiters, 1, __ATOMIC_SEQ_CST);
+			pthread_mutex_unlock(&lock);
+		}
+		i = (unsigned)__builtin_ctzll(m);
+		if (__atomic_compare_exchange_n(&free_mask, &m, m & ~(1ull << i), false,
+						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			return &slots[i];
+	}
+}
+
+/* Returns slot @s; @locked: the caller holds the lock. */
+static void slot_return(struct slot *s, bool locked)
+{
+	__atomic_or_fetch(&free_mask, 1ull << (s - slots), __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&free_waiters, __ATOMIC_SEQ_CST))
+		return;
+	if (!locked)
+		pthread_mutex_lock(&lock);
+	pthread_cond_signal(&free_cv);
+	if (!locked)
+		pthread_mutex_unlock(&lock);
+}
+
+static void slot_free(struct slot *s)
+{
+	slot_return(s, true);
+}
+
+static void slot_put(struct slot *s)
+{
+	slot_return(s, false);
+}
+
+/*
+ * A completion (or a failure) for slot @s. Under lock. Returns the slot if its thread is to be
+ * told (the caller does that after unlocking: slot_notify(S_DONE)), NULL if it was freed here.
+ */
+static struct slot *finish(struct slot *s, const struct maptbl_hw_aio_cpl *c)
 {
 	s->cpl = *c;
 	s->aio.user_data = 0;
 	if (s->abandoned) { /* its thread gave up: the slot is ours to free */
 		s->abandoned = false;
-		s->next = free_slots;
-		free_slots = s;
-		pthread_cond_signal(&free_cv);
-		return;
+		abandoned_n--;
+		slot_free(s);
+		return NULL;
 	}
-	s->done = true;
-	pthread_cond_signal(&s->cv);
+	waiting--;
+	return s;
 }
 
 /* Fails every queued and posted request with @err (the rings are gone). Under lock. */
-static void fail_all(int err)
+static struct slot *fail_all(int err, struct slot *wake)
 {
 	struct maptbl_hw_aio_cpl c = { .err = err, .status = MAPTBL_ST_IO_ERROR };
 
 	broken = err;
-	for (unsigned i = 0; i < NR_SLOTS; i++)
-		if (slots[i].aio.user_data) /* queued or posted */
-			finish(&slots[i], &c);
+	for (unsigned i = 0; i < NR_SLOTS; i++) {
+		struct slot *s;
+
+		if (slots[i].aio.user_data && (s = finish(&slots[i], &c))) { /* queued or posted */
+			s->next = wake;
+			wake = s;
+		}
+	}
 	queued = NULL;
 	queued_tail = &queued;
-}
-
-/* Wakes a thread whose request is queued or in the ring, to take the lead. Under lock. */
-static void pass_lead(void)
-{
-	for (unsigned i = 0; i < NR_SLOTS; i++)
-		if (slots[i].aio.user_data && !slots[i].abandoned && !slots[i].done) {
-			pthread_cond_signal(&slots[i].cv);
-			return;
-		}
+	return wake;
 }
 
 /*
- * The leader's turn (called and returning under lock): post what is queued with one doorbell,
- * reap what completes within 10 ms, hand the completions out, pass the lead on. Only the leader
- * touches hw and q.
+ * A slot whose request is queued or in the ring and whose thread waits (not @self, not
+ * abandoned), to take the lead; NULL if none (then nobody leads). Under lock.
  */
-static void lead(void)
+static struct slot *next_leader(const struct slot *self)
+{
+	if (!waiting)
+		return NULL;
+	for (unsigned i = 0; i < NR_SLOTS; i++)
+		if (&slots[i] != self && slots[i].aio.user_data && !slots[i].abandoned)
+			return &slots[i];
+	return NULL;
+}
+
+/*
+ * The leader's turn, for slot @self (called without lock, returns without it): post everything
+ * queued with one doorbell (maptbl_hw_queue_submit()), reap what completes within 10 ms, tell
+ * the threads of the completed requests, and go on until @self completed or @deadline_us
+ * passed; then hand the lead to a thread that still waits. Only the leader touches hw and q.
+ * Returns the final state of @self: S_DONE, or S_WAIT on a timeout (then @self is abandoned).
+ * With @self NULL (a thread waiting for a slot that only abandoned requests hold): one round.
+ */
+static uint32_t lead(struct slot *self, int64_t deadline_us)
 {
 	struct maptbl_hw_aio_cpl cpl[NR_SLOTS];
-	unsigned posted = 0;
-	int n;
+	uint32_t mine = S_WAIT;
 
-	leading = true;
-	while (queued && !broken) {
-		struct slot *s = queued;
+	for (;;) {
+		struct slot *batch, *wake = NULL, *next = NULL;
+		unsigned posted = 0;
+		bool stop;
+		int n = 0;
 
-		n = maptbl_hw_queue_post(q, &s->aio, 1);
-		if (n == -EAGAIN)
-			break;
-		queued = s->next;
-		if (!queued)
+		pthread_mutex_lock(&lock);
+		if (self)
+			self->chosen = false;
+		batch = broken ? NULL : queued;
+		if (batch) {
+			queued = NULL;
 			queued_tail = &queued;
-		if (n < 0) {
-			struct maptbl_hw_aio_cpl c = { .err = n, .status = MAPTBL_ST_BAD_REQUEST };
-
-			finish(s, &c);
-			continue;
 		}
-		posted++;
+		pthread_mutex_unlock(&lock);
+		while (batch) {
+			struct slot *s = batch;
+
+			n = maptbl_hw_queue_post(q, &s->aio, 1);
+			if (n == -EAGAIN) { /* the ring is full: the rest goes first next time */
+				struct slot **t = &batch;
+
+				pthread_mutex_lock(&lock);
+				while (*t)
+					t = &(*t)->next;
+				*t = queued;
+				if (!queued)
+					queued_tail = t;
+				queued = batch;
+				pthread_mutex_unlock(&lock);
+				break;
+			}
+			batch = s->next;
+			if (n < 0) {
+				struct maptbl_hw_aio_cpl c = { .err = n, .status = MAPTBL_ST_BAD_REQUEST };
+
+				pthread_mutex_lock(&lock);
+				if ((s = finish(s, &c))) {
+					s->next = wake;
+					wake = s;
+				}
+				pthread_mutex_unlock(&lock);
+				continue;
+			}
+			posted++;
+		}
+		n = posted ? maptbl_hw_queue_submit(q, NULL, 0) : 0;
+		if (n >= 0)
+			n = maptbl_hw_queue_reap(q, cpl, NR_SLOTS, 10);
+		pthread_mutex_lock(&lock);
+		if (n < 0) {
+			nbdkit_error("VF %u: the rings failed: %s", vf, strerror(-n));
+			wake = fail_all(n, wake);
+		}
+		for (int i = 0; i < n; i++) {
+			struct slot *s = finish(&slots[cpl[i].user_data - 1], &cpl[i]);
+
+			if (s == self) {
+				mine = S_DONE;
+			} else if (s) {
+				s->next = wake;
+				wake = s;
+			}
+		}
+		if (self && !self->aio.user_data) /* finished by a failure above */
+			mine = S_DONE;
+		if (self && mine != S_DONE && deadline_us && mono_us() >= deadline_us) {
+			self->abandoned = true; /* the next leader frees it when it completes */
+			waiting--;
+			abandoned_n++;
+		}
+		stop = !self || mine == S_DONE || self->abandoned;
+		if (stop) {
+			next = next_leader(self);
+			leading = next != NULL;
+			if (next)
+				next->chosen = true;
+			else if (abandoned_n && __atomic_load_n(&free_waiters, __ATOMIC_SEQ_CST))
+				pthread_cond_signal(&free_cv); /* one of them reaps next (slot_get()) */
+		}
+		pthread_mutex_unlock(&lock);
+		/*
+		 * Outside the lock, and one thread only: the woken thread wakes the next one
+		 * (slot_io()), and so on down the chain. Woken all at once by the leader, the
+		 * threads preempted it one after the other and then queued up together on
+		 * nbdkit's own connection locks to send their replies.
+		 */
+		{
+			struct slot *head = NULL;
+
+			while (wake) {
+				struct slot *s = wake;
+
+				wake = s->next;
+				if (s != self) {
+					s->chain = head;
+					head = s;
+				}
+			}
+			if (head)
+				slot_notify(head, S_DONE);
+		}
+		if (stop) {
+			if (next)
+				slot_notify(next, S_LEAD);
+			return mine;
+		}
 	}
-	pthread_mutex_unlock(&lock);
-	n = posted ? maptbl_hw_queue_submit(q, NULL, 0) : 0;
-	if (n >= 0)
-		n = maptbl_hw_queue_reap(q, cpl, NR_SLOTS, 10);
-	pthread_mutex_lock(&lock);
-	if (n < 0) {
-		nbdkit_error("VF %u: the rings failed: %s", vf, strerror(-n));
-		fail_all(n);
-	}
-	for (int i = 0; i < n; i++)
-		finish(&slots[cpl[i].user_data - 1], &cpl[i]);
-	leading = false;
-	pass_lead();
 }
 
 static void maptbl_unload(void)
@@ -291,29 +559,6 @@ static int maptbl_can_multi_conn(void *h)
 	return 1; /* one device and one ring pair, run in order: a flush covers every connection */
 }
 
-/* Takes a free slot (waits for one). */
-static struct slot *slot_get(void)
-{
-	struct slot *s;
-
-	pthread_mutex_lock(&lock);
-	while (!free_slots)
-		pthread_cond_wait(&free_cv, &lock);
-	s = free_slots;
-	free_slots = s->next;
-	pthread_mutex_unlock(&lock);
-	return s;
-}
-
-static void slot_put(struct slot *s)
-{
-	pthread_mutex_lock(&lock);
-	s->next = free_slots;
-	free_slots = s;
-	pthread_cond_signal(&free_cv);
-	pthread_mutex_unlock(&lock);
-}
-
 /*
  * One device request of at most slot_blocks blocks through slot @s: queue it and wait for its
  * completion, leading when no other thread does. 0 or -errno; *status gets the device's status.
@@ -321,20 +566,15 @@ static void slot_put(struct slot *s)
 static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32_t flags,
 		   uint32_t *status)
 {
-	struct timespec end;
-	int err = 0;
+	int64_t deadline = timeout_ms > 0 ? mono_us() + (int64_t)timeout_ms * 1000 : 0;
+	uint32_t st;
+	bool lead_now;
 
-	if (timeout_ms > 0) {
-		clock_gettime(CLOCK_REALTIME, &end);
-		end.tv_sec += timeout_ms / 1000;
-		end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (end.tv_nsec >= 1000000000)
-			end.tv_sec++, end.tv_nsec -= 1000000000;
-	}
 	s->aio = (struct maptbl_hw_aio){ .opcode = op, .flags = flags, .lba = lba, .nblocks = n,
 					 .buf = op == MAPTBL_OP_READ || op == MAPTBL_OP_WRITE ? s->buf : NULL,
 					 .user_data = (uint64_t)(s - slots) + 1 };
-	s->done = false;
+	__atomic_store_n(&s->state, S_WAIT, __ATOMIC_RELAXED);
+	s->chain = NULL;
 	*status = 0;
 	pthread_mutex_lock(&lock);
 	if (broken) {
@@ -346,28 +586,39 @@ static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32
 	s->next = NULL;
 	*queued_tail = s;
 	queued_tail = &s->next;
-	while (!s->done && !err) {
-		if (!leading)
-			lead();
-		else if (timeout_ms > 0)
-			err = pthread_cond_timedwait(&s->cv, &lock, &end);
-		else
-			pthread_cond_wait(&s->cv, &lock);
-		if (!s->done && timeout_ms > 0 && !err) {
-			struct timespec now;
-
-			clock_gettime(CLOCK_REALTIME, &now);
-			if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
-				err = ETIMEDOUT;
+	waiting++;
+	lead_now = !leading;
+	leading = true;
+	pthread_mutex_unlock(&lock);
+	st = lead_now ? S_LEAD : slot_wait(s, deadline);
+	for (;;) {
+		if (st == S_LEAD) { /* handed the lead (the hand-over keeps `leading` set) */
+			st = lead(s, deadline);
+			break;
 		}
-	}
-	if (!s->done) { /* timed out: the request stays queued or in the ring; the leader frees it */
-		s->abandoned = true;
+		if (st == S_DONE)
+			break;
+		/* Timed out. Unless the leader already finished it or chose it to lead (it is
+		 * telling us right now), the request is left to the leader. */
+		pthread_mutex_lock(&lock);
+		if (s->aio.user_data && !s->chosen) {
+			s->abandoned = true;
+			waiting--;
+			abandoned_n++;
+			pthread_mutex_unlock(&lock);
+			break;
+		}
 		pthread_mutex_unlock(&lock);
+		st = slot_wait(s, 0);
+	}
+	if (st == S_DONE && s->chain) { /* pass the wake-up on (lead()) */
+		slot_notify(s->chain, S_DONE);
+		s->chain = NULL;
+	}
+	if (st != S_DONE) { /* the request stays queued or in the ring; the leader frees it */
 		*status = MAPTBL_ST_OK;
 		return -ETIMEDOUT;
 	}
-	pthread_mutex_unlock(&lock);
 	*status = s->cpl.status;
 	return s->cpl.err;
 }
@@ -375,10 +626,17 @@ static int slot_io(struct slot *s, uint32_t op, uint64_t lba, uint32_t n, uint32
 /* @n blocks at @lba, split into slot-sized device requests; @buf NULL for WRITE_ZEROES, FLUSH. */
 static int io(uint32_t op, uint64_t lba, uint64_t n, void *buf, uint32_t flags)
 {
-	struct slot *s = slot_get();
+	struct slot *s = slot_get(timeout_ms > 0 ? mono_us() + (int64_t)timeout_ms * 1000 : 0);
 	uint8_t *p = buf;
 	uint32_t st = 0;
 	int err = 0;
+
+	if (!s) {
+		nbdkit_error("VF %u: no request slot free within %d ms (the VF's requests are stalled)",
+			     vf, timeout_ms);
+		nbdkit_set_error(EIO);
+		return -1;
+	}
 
 	do {
 		uint32_t k = n < slot_blocks ? (uint32_t)n : slot_blocks;
@@ -510,7 +768,8 @@ static struct nbdkit_plugin plugin = {
 	.config = maptbl_config,
 	.config_help = "dev=DEV   the device: emu:SOCKET, pci:BDF or vfio:BDF (required)\n"
 		       "vf=N      the VF, 1..64 (required)\n"
-		       "timeout=MS  give up on a request after MS ms (default 0: wait for ever)",
+		       "timeout=MS  give up on a request after MS ms (default 0: wait for ever)\n"
+		       "poll=US   a waiting request spins US microseconds before it sleeps (default 0)",
 	.config_complete = maptbl_config_complete,
 	.get_ready = maptbl_get_ready,
 	.unload = maptbl_unload,
