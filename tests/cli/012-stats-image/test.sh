@@ -37,8 +37,12 @@ echo "== misuse"
 run stats --image
 run stats --image img tree
 run stats --image img --merge one.json
-run stats --image img --threads 2
 run stats --image img --cross-mounts
+run stats --image img --threads 0
+echo "== the inode scan in threads gives the same summary"
+for t in 1 2 5; do
+	"$MAPTBL" stats --image img --threads $t --json | cmp - one.json && echo "--threads $t: the same"
+done
 echo "== the filesystem's own inodes are not files"
 # This used to count the project quota file and the orphan file (regular inodes past the
 # reserved range that no directory names) as files of the tree: 3 files here, not 1.
