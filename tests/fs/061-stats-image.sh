@@ -54,6 +54,9 @@ make_tree() {
 		fi
 		: > empty
 		ln contig hardlink
+		# a fragmented file with two names: the top list names it by the ordered pass
+		# (the first directory in inode order), not by the directories near its inode
+		ln frag-a frag-a-again
 		ln -s contig symlink
 		mkfifo fifo
 	) || exit 1
