@@ -6,7 +6,7 @@
 # file with holes (maptbl vf create); through the nbdkit plugin:
 #  - nbdcopy of the VF equals the file padded with zeros to the virtual size;
 #  - a write to a mapped block lands in the file (read back through the filesystem after
-#    drop_caches);
+#    its cached pages were dropped);
 #  - a write to a hole stalls, the VF shows the fault (VF, LBA), the test services it by hand
 #    (write the blocks through the filesystem, rebuild, push = walk again) and the write lands.
 # Needs root, loop devices, FUSE (nbdfuse) and nbdkit; skips (77) without them.
@@ -66,7 +66,7 @@ dd if=/dev/zero of="$WORK/src" bs=$BS seek=60 count=1 conv=notrunc status=none
 head -c $BS /dev/urandom | dd of="$WORK/src" bs=$BS seek=70 count=1 conv=notrunc status=none
 nbdcopy --flush "$WORK/src" "$URI"
 check "nbdcopy onto the VF completes" [ $? = 0 ]
-echo 3 >/proc/sys/vm/drop_caches
+drop_cached "$MNT/vm.img"
 check "the file now equals what was copied onto the VF" \
 	cmp "$MNT/vm.img" <(head -c "$(stat -c %s "$MNT/vm.img")" "$WORK/src")
 "$MAPTBL" vf stats 1 >"$WORK/stats0"
@@ -81,7 +81,7 @@ FUSES+=("$FUSE")
 for _ in $(seq 50); do [ -e "$FUSE/nbd" ] && break; sleep 0.1; done
 head -c $BS /dev/urandom >"$WORK/blk"
 dd if="$WORK/blk" of="$FUSE/nbd" bs=$BS seek=50 conv=notrunc,fsync status=none
-echo 3 >/proc/sys/vm/drop_caches
+drop_cached "$MNT/vm.img"
 check "a write to mapped block 50 is in the file" \
 	cmp <(dd if="$MNT/vm.img" bs=$BS skip=50 count=1 status=none) "$WORK/blk"
 
@@ -108,7 +108,7 @@ check "the writer still waits after the fault was read" kill -0 $DD
 dd if=/dev/zero of="$MNT/vm.img" bs=$BS seek=100 count=1 conv=notrunc,fsync status=none
 "$MAPTBL" vf create --vf 1 "$MNT/vm.img" --size $VSIZE >/dev/null
 check "the stalled write completes after walk again" wait $DD
-echo 3 >/proc/sys/vm/drop_caches
+drop_cached "$MNT/vm.img"
 check "the serviced write is in the file" \
 	cmp <(dd if="$MNT/vm.img" bs=$BS skip=100 count=1 status=none) "$WORK/blk2"
 "$MAPTBL" vf stats 1 >"$WORK/stats"

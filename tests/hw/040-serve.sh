@@ -4,7 +4,7 @@
 # The fault service (issue #7 §2, §3): maptbl vf serve answers the write faults of a VF on a
 # sparse file, on loop-mounted ext4 and XFS. Through the nbdkit plugin and nbdfuse:
 #  - a write into a hole and one into an unwritten (fallocated) range land in the file (read back
-#    through the filesystem after drop_caches);
+#    through the filesystem after its cached pages were dropped);
 #  - a write past the end of the file grows it to exactly the end of that write (the size follows
 #    the highest block written; such writes fault once per request);
 #  - a sequential write of 4 MiB into a hole faults once per allocation, not per request, and the
@@ -55,7 +55,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	check "$fs: a write to the last block of the VF completes; the file is 24 MiB" \
 		[ "$(stat -c %s "$img")" = $((24 * M)) ]
 
-	echo 3 >/proc/sys/vm/drop_caches
+	drop_cached "$img"
 	check "$fs: the hole write is in the file" cmp <(file_range "$img" $((17 * 64 * K)) $((64 * K))) "$WORK/a"
 	check "$fs: the unwritten-range write is in the file" \
 		cmp <(file_range "$img" $((4 * M + 8 * K)) $((128 * K))) "$WORK/b"

@@ -6,7 +6,7 @@
 # a fault on a prepared range only maps it. On loop-mounted ext4 and XFS, through nbdfuse, with
 # the thread held back (MAPTBL_SERVE_AHEAD_DELAY_MS) so that the writer catches up with it:
 #  - a fault on a range the thread is still zeroing waits for it ("waited": true), is served,
-#    and the file reads back the VM's data there, not the zeros (after drop_caches);
+#    and the file reads back the VM's data there, not the zeros (after its cached pages were dropped);
 #  - the whole 12 MiB write is in the file; the ranges zeroed ahead but not written read zeros,
 #    through the file and through the VF (the whole VF equals the file);
 #  - after the service, filefrag shows no unwritten extent in what the VM wrote nor in what the
@@ -62,7 +62,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	local wlba
 	wlba=$(grep '"waited": true' "$log" | head -1 | grep -o '"lba": [0-9]*' | grep -o '[0-9]*$')
 	echo "$fs: the first fault that waited: block $wlba"
-	echo 3 >/proc/sys/vm/drop_caches
+	drop_cached "$img"
 	check "$fs: the write is in the file (the VM's data, not the thread's zeros)" \
 		cmp <(file_range "$img" 0 $((12 * M))) "$WORK/seq"
 	check "$fs: what was zeroed ahead and not written reads zeros" \
@@ -95,7 +95,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	head -c $((1 * M)) /dev/urandom >"$WORK/after"
 	dd if="$WORK/after" of="$VFDEV" bs=256K seek=124 conv=notrunc,fsync status=none
 	check "$fs: a service started again serves the write at 31 MiB" [ $? = 0 ]
-	echo 3 >/proc/sys/vm/drop_caches
+	drop_cached "$img"
 	check "$fs: ... it is in the file" cmp <(file_range "$img" $((31 * M)) $M) "$WORK/after"
 	check "$fs: ... and so is the write before the SIGTERM" \
 		cmp <(file_range "$img" $((15 * M)) $((2 * M))) "$WORK/more"

@@ -48,7 +48,7 @@ check "no VF is left stalled" sh -c "! '$MAPTBL' vf list | grep -q stalled"
 head -c $M /dev/urandom >"$WORK/again"
 dd if="$WORK/again" of="$VFDEV" bs=1M count=1 conv=notrunc,fsync status=none
 check "a write to allocated blocks works on the full filesystem" [ $? = 0 ]
-echo 3 >/proc/sys/vm/drop_caches
+drop_cached "$IMG"
 check "every chunk written before the failure is in the file" \
 	cmp <(file_range "$IMG" $M $(((ok - 1) * M))) <(file_range "$WORK/src" $M $(((ok - 1) * M)))
 check "the rewritten chunk is in the file" cmp <(file_range "$IMG" 0 $M) "$WORK/again"

@@ -75,7 +75,7 @@ SECOND=$SERVE_PID
 wait $DD
 check "a restarted service serves the stalled write: it completes" [ $? = 0 ]
 check "the restarted service logged it as served" grep -q '"vf": 1, "result": "served", "write": true, "reason": "hole", "lba": 640' "$LOG"
-echo 3 >/proc/sys/vm/drop_caches
+drop_cached "$IMG"
 check "the first write is in the file" cmp <(file_range "$IMG" $((64 * K)) $((64 * K))) "$WORK/a"
 check "the write that outlived a service is in the file" cmp <(file_range "$IMG" $((40 * 64 * K)) $((64 * K))) "$WORK/b"
 kill -TERM $SECOND

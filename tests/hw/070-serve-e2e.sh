@@ -63,7 +63,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	PIDS=()
 	# The host file itself, through the host filesystem (its page cache dropped: the device
 	# wrote the disk underneath it).
-	echo 3 >/proc/sys/vm/drop_caches
+	drop_cached "$img"
 	mkdir -p "$view"
 	mount -o loop,ro "$img" "$view" && MOUNTS+=("$view")
 	check "$fs: the host file loop-mounts" mountpoint -q "$view"

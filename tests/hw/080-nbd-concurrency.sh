@@ -75,7 +75,7 @@ for inline in 32 0; do
 		copy "$WORK/data" "$URI"
 		check "inline $inline, poll=$poll: a copy onto the VF in 2048 requests of 4 KiB completes" [ $? = 0 ]
 		stop $NBD_PID
-		echo 3 >/proc/sys/vm/drop_caches
+		drop_cached "$MNT/vm.img"
 		check "inline $inline, poll=$poll: the writes are in the file" cmp "$MNT/vm.img" "$WORK/data"
 	done
 	"$MAPTBL" vf destroy 1
@@ -127,7 +127,7 @@ check "timeouts: the VF is no longer stalled" sh -c "'$MAPTBL' --json vf list | 
 rm -f "$WORK/out"
 copy "nbd+unix:///?socket=$WORK/t.nbd" "$WORK/out"
 check "timeouts: after the service a full-depth copy of the VF completes" [ $? = 0 ]
-echo 3 >/proc/sys/vm/drop_caches
+drop_cached "$MNT/vm.img"
 head -c $((BLOCKS * BS)) "$MNT/vm.img" >"$WORK/now"
 check "timeouts: it equals the file" cmp "$WORK/out" "$WORK/now"
 copy "$WORK/out" "nbd+unix:///?socket=$WORK/t.nbd"

@@ -92,6 +92,17 @@ mount_nbdfuse() {
 }
 
 # file_range FILE OFFSET LEN: LEN bytes of FILE at OFFSET, read through the filesystem.
+# drop_cached FILE...: the host's cached pages of FILE go (clean ones: posix_fadvise DONTNEED),
+# so that reading it through its filesystem reads what the device wrote on the disk underneath.
+# This used to be 'echo 3 > /proc/sys/vm/drop_caches': every cache of the machine, which turned
+# the other tests of a parallel ctest, and anyone's benchmark, into cold runs.
+drop_cached() {
+	local f
+	for f in "$@"; do
+		dd if="$f" iflag=nocache count=0 status=none || return 1
+	done
+}
+
 file_range() {
 	dd if="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
 }
