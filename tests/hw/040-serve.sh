@@ -83,12 +83,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	check "$fs: the service logged the unwritten fault" grep -q '"reason": "unwritten"' "$log"
 	check "$fs: no VF is left stalled" sh -c "! '$MAPTBL' vf list | grep -q stalled"
 	"$MAPTBL" vf stats 1 | grep faults
-	fusermount3 -u "$WORK/$fs.fuse"
-	FUSES=()
-	stop "${PIDS[@]}"
-	PIDS=()
-	umount "$MNT"
-	MOUNTS=()
+	run_down "$WORK/$fs.fuse"
 }
 
 run ext4 64M -b 4096

@@ -100,12 +100,7 @@ run() { # run FSTYPE SIZE [mkfs options]
 	check "$fs: ... and so is the write before the SIGTERM" \
 		cmp <(file_range "$img" $((15 * M)) $((2 * M))) "$WORK/more"
 	check "$fs: no VF is left stalled" sh -c "! '$MAPTBL' vf list | grep -q stalled"
-	fusermount3 -u "$WORK/$fs.fuse"
-	FUSES=()
-	stop "${PIDS[@]}"
-	PIDS=()
-	umount "$MNT"
-	MOUNTS=()
+	run_down "$WORK/$fs.fuse"
 }
 
 run ext4 96M -b 4096

@@ -92,6 +92,17 @@ mount_nbdfuse() {
 }
 
 # file_range FILE OFFSET LEN: LEN bytes of FILE at OFFSET, read through the filesystem.
+# run_down FUSE: the end of one filesystem's run: nbdfuse at FUSE unmounted, the daemons
+# stopped, $MNT unmounted, and the lists the cleanup would undo emptied.
+run_down() {
+	fusermount3 -u "$1"
+	FUSES=()
+	stop "${PIDS[@]}"
+	PIDS=()
+	umount "$MNT"
+	MOUNTS=()
+}
+
 # drop_cached FILE...: the host's cached pages of FILE go (clean ones: posix_fadvise DONTNEED),
 # so that reading it through its filesystem reads what the device wrote on the disk underneath.
 # This used to be 'echo 3 > /proc/sys/vm/drop_caches': every cache of the machine, which turned
