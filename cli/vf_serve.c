@@ -82,7 +82,7 @@ struct serve_ctx {
 static const char *reason_str(uint32_t r)
 {
 	return r == MAPTBL_FAULT_HOLE ? "hole" : r == MAPTBL_FAULT_UNWRITTEN ? "unwritten"
-		: r == MAPTBL_FAULT_ABSENT ? "absent" : "unknown";
+		: r == MAPTBL_FAULT_ABSENT ? "absent" : r == MAPTBL_FAULT_COMMIT ? "commit" : "unknown";
 }
 
 static void report(void *ctx, const struct maptbl_hw_serve_event *ev)
@@ -100,14 +100,15 @@ static void report(void *ctx, const struct maptbl_hw_serve_event *ev)
 		printf("{\"vf\": %u, \"result\": \"%s\", \"write\": %s, \"reason\": \"%s\", \"lba\": %" PRIu64
 		       ", \"count\": %u, \"alloc_lba\": %" PRIu64 ", \"alloc_blocks\": %" PRIu64
 		       ", \"file_size\": %" PRIu64 ", \"grew\": %s, \"compacted\": %s, \"restored\": %s"
-		       ", \"waited\": %s"
+		       ", \"waited\": %s, \"committed\": %s"
 		       ", \"table_bytes\": %" PRIu64 ", \"generation\": %u, \"service_us\": %.1f",
 		       ev->vf, result, ev->write ? "true" : "false", reason_str(ev->reason), ev->lba,
 		       ev->count, ev->alloc_lba, ev->alloc_blocks, ev->file_size,
 		       (ev->flags & MAPTBL_HW_SERVE_GREW) ? "true" : "false",
 		       (ev->flags & MAPTBL_HW_SERVE_COMPACTED) ? "true" : "false",
 		       (ev->flags & MAPTBL_HW_SERVE_RESTORED) ? "true" : "false",
-		       (ev->flags & MAPTBL_HW_SERVE_WAITED) ? "true" : "false", ev->table_bytes,
+		       (ev->flags & MAPTBL_HW_SERVE_WAITED) ? "true" : "false",
+		       (ev->flags & MAPTBL_HW_SERVE_COMMITTED) ? "true" : "false", ev->table_bytes,
 		       ev->generation, (double)ev->service_ns / 1e3);
 		if (why) {
 			printf(", \"errno\": \"%s\", \"error\": ", strerrorname_np(-ev->error)
@@ -115,6 +116,14 @@ static void report(void *ctx, const struct maptbl_hw_serve_event *ev)
 			json_str(stdout, why);
 		}
 		printf("}\n");
+	} else if (ev->reason == MAPTBL_FAULT_COMMIT) {
+		printf("VF %u: %s: ", ev->vf, ev->write ? "FUA write" : "flush");
+		if (ev->flags & MAPTBL_HW_SERVE_SKIPPED)
+			printf("not served (not in --vf): it stays stalled\n");
+		else if (ev->flags & MAPTBL_HW_SERVE_FAILED)
+			printf("FAILED, the request completes with an I/O error: %s\n", why);
+		else
+			printf("allocations committed, %.0f us\n", (double)ev->service_ns / 1e3);
 	} else {
 		printf("VF %u: %s fault at block %" PRIu64 " (%u blocks, %s): ", ev->vf,
 		       ev->write ? "write" : "read", ev->lba, ev->count, reason_str(ev->reason));

@@ -10,11 +10,15 @@
 #     reading the fault to WALK_AGAIN), bytes the table update stored per fault against the
 #     table's length (what a full rebuild and push writes);
 #   - growth: sequential writes past the end of a small file (faults per GiB).
+# The service commits its allocations at the VM's flushes (REGISTERS.md §12.6). END_FSYNC=1: fio
+# flushes once at the end of each sequential pass (end_fsync: NBD FLUSH), in both arms, so the
+# ratio counts the commit (and the anchor's own flush: the writeback of its data); default 0, no
+# flush. MAPTBL_SERVE_SYNC=fault in the environment measures the sync at every fault instead.
 # Needs root, loop devices, nbdkit, fio (with its nbd engine). Medians over REPS runs.
 # Usage: bench/serve/run.sh BUILD_DIR [SIZE_MIB (default 256)] [REPS (default 3)] [ALLOC_UNIT (1M)]
 set -eu
 B=$(cd "${1:?usage: run.sh BUILD_DIR [SIZE_MIB] [REPS] [ALLOC_UNIT]}" && pwd)
-SIZE=${2:-256} REPS=${3:-3} AU=${4:-1M}
+SIZE=${2:-256} REPS=${3:-3} AU=${4:-1M} END_FSYNC=${END_FSYNC:-0}
 MAPTBL=$B/cli/maptbl EMU=$B/hw-iface/emu/maptbl-emu PLUGIN=$B/hw-iface/nbd/nbdkit-maptbl-plugin.so
 for t in fio nbdkit losetup mkfs.ext4; do command -v $t >/dev/null || { echo "no $t"; exit 77; }; done
 W=$(mktemp -d /var/tmp/maptbl-bench-serve.XXXXXX)
@@ -33,9 +37,9 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] :
 pct() { # pct P < values
 	sort -g | awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print NR ? v[i] : "nan" }'
 }
-fio_bw() { # fio_bw SOCK RW BS SIZE_MIB [OFFSET_MIB]: MiB/s
+fio_bw() { # fio_bw SOCK RW BS SIZE_MIB [OFFSET_MIB [END_FSYNC]]: MiB/s
 	fio --name=w --ioengine=nbd --uri="nbd+unix:///?socket=$1" --rw="$2" --bs="$3" --size="$4M" \
-		--offset="${5:-0}M" --iodepth=1 --randrepeat=1 --norandommap --output-format=terse \
+		--offset="${5:-0}M" --end_fsync="${6:-0}" --iodepth=1 --randrepeat=1 --norandommap --output-format=terse \
 		--terse-version=3 2>/dev/null | awk -F';' '$1 == 3 { printf "%.1f\n", $48 / 1024 }'
 }
 
@@ -78,9 +82,9 @@ for rep in $(seq "$REPS"); do
 	# the file, and on a loop device that writes back the image) must not write back the
 	# anchor's data, nor the anchor run in the writeback of the sparse pass's.
 	if [ $((rep % 2)) = 1 ]; then
-		sync; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE"); sync; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE")
+		sync; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE" 0 "$END_FSYNC"); sync; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE" 0 "$END_FSYNC")
 	else
-		sync; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE"); sync; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE")
+		sync; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE" 0 "$END_FSYNC"); sync; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE" 0 "$END_FSYNC")
 	fi
 	r=$(fio_bw "$W/nbd3.sock" randwrite 64k $((SIZE / 4)))
 	g=$(fio_bw "$W/nbd4.sock" write 64k $((SIZE / 4)) 1)
@@ -91,8 +95,10 @@ for rep in $(seq "$REPS"); do
 	kill "${NBD[@]}"; wait "${NBD[@]}" 2>/dev/null || true
 	PIDS=("${PIDS[0]}")
 	for vf in 1 3 4; do
-		grep "\"vf\": $vf, \"result\": \"served\"" "$W/serve.log" >"$W/vf$vf.log" || true
+		grep "\"vf\": $vf, \"result\": \"served\"" "$W/serve.log" | grep -v '"reason": "commit"' >"$W/vf$vf.log" || true
 	done
+	grep '"vf": 1, "result": "served".*"reason": "commit"' "$W/serve.log" |
+		grep -o '"service_us": [0-9.]*' | cut -d' ' -f2 >>"$W/commit1"
 	echo "rep $rep: seq sparse $s MiB/s, allocated $a MiB/s, ratio $(awk -v s="$s" -v a="$a" 'BEGIN { printf "%.3f", s / a }');" \
 		"rand sparse $r MiB/s; growth $g MiB/s; table_len $tl;" \
 		"faults seq $(wc -l <"$W/vf1.log") rand $(wc -l <"$W/vf3.log") grow $(wc -l <"$W/vf4.log");" \
@@ -109,7 +115,8 @@ done
 
 gib_seq=$(awk -v m="$SIZE" 'BEGIN { print m / 1024 }')
 echo "=== $REPS runs, $SIZE MiB per sequential pass, allocation unit $AU, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "sequential 1 MiB writes, sparse / allocated throughput (median ratio): $(median <"$W/ratio")"
+echo "sequential 1 MiB writes$([ "$END_FSYNC" = 1 ] && echo ' and a flush'), sparse / allocated throughput (median ratio): $(median <"$W/ratio")"
+echo "commits at the sequential passes' flushes: $(wc -l <"$W/commit1" 2>/dev/null || echo 0), time p50 $(pct 50 <"$W/commit1" 2>/dev/null) us (MAPTBL_SERVE_SYNC=${MAPTBL_SERVE_SYNC:-flush})"
 for vf in 1 3 4; do
 	name=$([ $vf = 1 ] && echo "sequential 1M" || { [ $vf = 3 ] && echo "random 64K" || echo "growth 64K"; })
 	gib=$([ $vf = 1 ] && echo "$gib_seq" || awk -v m="$SIZE" 'BEGIN { print m / 4 / 1024 }')

@@ -450,7 +450,7 @@ static void disable_vf(struct mtdev *d, struct mtdev_fn *f)
 	f->q_ctrl = 0;
 	f->q_status = 0;
 	f->tbl.valid = false;
-	f->cfg.ctrl &= ~MAPTBL_VFCFG_CTRL_ENABLE;
+	f->cfg.ctrl &= ~(MAPTBL_VFCFG_CTRL_ENABLE | MAPTBL_VFCFG_CTRL_COMMIT);
 	mtdev_cache_flush(d, f->num);
 }
 

@@ -393,32 +393,53 @@ static void table_error(struct mtdev *d, struct mtdev_fn *f, unsigned terr)
 	mtdev_error(d, f->num, MAPTBL_ERRSRC_TABLE, terr);
 }
 
-/* Stall the current request on run @x (@n blocks of it inside the request) and raise a fault. */
-static void fault(struct mtdev *d, struct mtdev_fn *f, const struct mtdev_xlat *x, uint64_t n)
+/* Stall the current request with fault @reason on [@lba, @lba + @n) and raise the fault. */
+static void raise_fault(struct mtdev *d, struct mtdev_fn *f, unsigned reason, uint64_t lba,
+			uint64_t n)
 {
-	unsigned reason = x->state == MTDEV_ABSENT ? MAPTBL_FAULT_ABSENT
-			  : x->state == MTDEV_UNWRITTEN ? MAPTBL_FAULT_UNWRITTEN
-							: MAPTBL_FAULT_HOLE;
-	bool write = f->cur.opcode != MAPTBL_OP_READ;
+	bool write = f->cur.opcode != MAPTBL_OP_READ && f->cur.opcode != MAPTBL_OP_FLUSH;
 
 	f->stalled = true;
-	f->cfg.fault_lba = x->lba;
+	f->cfg.fault_lba = lba;
 	f->cfg.fault_count = (uint32_t)n;
 	f->cfg.fault_info = maptbl_hw_fault_info(reason, write);
 	f->stats[MAPTBL_STAT_FAULTS]++;
 	if (!++d->fault_seq)
 		d->fault_seq = 1;
-	f->fault.lba = x->lba;
+	f->fault.lba = lba;
 	f->fault.count = (uint32_t)n;
 	f->fault.tag = f->cur.tag;
 	f->fault.seq = d->fault_seq;
 	f->fault.info = (uint16_t)f->cfg.fault_info;
 	f->fault_unposted = true;
 	mtdev_log(d, MTDEV_LOG_INFO, "VF %u: %s fault at block %llu, %llu blocks, reason %u, tag %u",
-		  f->num, write ? "write" : "read", (unsigned long long)x->lba,
-		  (unsigned long long)n, reason, f->cur.tag);
+		  f->num, write ? "write" : "read", (unsigned long long)lba, (unsigned long long)n,
+		  reason, f->cur.tag);
 	mtdev_raise(d, &d->fn[0], MAPTBL_VEC_FAULT);
 	mtdev_fq_post(d);
+}
+
+/* Stall the current request on run @x (@n blocks of it inside the request) and raise a fault. */
+static void fault(struct mtdev *d, struct mtdev_fn *f, const struct mtdev_xlat *x, uint64_t n)
+{
+	raise_fault(d, f,
+		    x->state == MTDEV_ABSENT	  ? MAPTBL_FAULT_ABSENT
+		    : x->state == MTDEV_UNWRITTEN ? MAPTBL_FAULT_UNWRITTEN
+						  : MAPTBL_FAULT_HOLE,
+		    x->lba, n);
+}
+
+/*
+ * A flush point (FLUSH, the end of a FUA write) of a VF whose host has allocations its
+ * filesystem has not committed (CTRL.COMMIT): stall until the host committed them and walked
+ * again (REGISTERS.md §12.6). true: stalled.
+ */
+static bool commit_fault(struct mtdev *d, struct mtdev_fn *f)
+{
+	if (!f->num || !(f->cfg.ctrl & MAPTBL_VFCFG_CTRL_COMMIT))
+		return false;
+	raise_fault(d, f, MAPTBL_FAULT_COMMIT, 0, 0);
+	return true;
 }
 
 /* Execute the current request from where it stands, to its completion or to a stall. */
@@ -429,6 +450,8 @@ static void run(struct mtdev *d, struct mtdev_fn *f)
 	uint64_t disk_blocks;
 
 	if (r->opcode == MAPTBL_OP_FLUSH) {
+		if (commit_fault(d, f))
+			return;
 		f->stats[MAPTBL_STAT_FLUSHES]++;
 		complete(d, f, r->tag,
 			 d->ops.disk_flush && d->ops.disk_flush(d->ctx, f->num) ? MAPTBL_ST_IO_ERROR
@@ -490,6 +513,8 @@ static void run(struct mtdev *d, struct mtdev_fn *f)
 		}
 		r->done += (uint32_t)n;
 	}
+	if ((r->flags & MAPTBL_REQ_F_FUA) && commit_fault(d, f))
+		return; /* retried with every block done: straight here again */
 	if ((r->flags & MAPTBL_REQ_F_FUA) && d->ops.disk_flush && d->ops.disk_flush(d->ctx, f->num)) {
 		complete(d, f, r->tag, MAPTBL_ST_IO_ERROR, r->done);
 		return;
@@ -518,16 +543,20 @@ void mtdev_walk_again(struct mtdev *d, struct mtdev_fn *f, uint32_t val)
 		f->fault_unposted = false;
 		return;
 	case MAPTBL_WALK_AGAIN_FAIL:
+	case MAPTBL_WALK_AGAIN_FAIL_IO:
 		if (!f->stalled) {
-			mtdev_log(d, MTDEV_LOG_GUEST_ERROR, "VF %u WALK_AGAIN FAIL: nothing is stalled",
-				  f->num);
+			mtdev_log(d, MTDEV_LOG_GUEST_ERROR, "VF %u WALK_AGAIN %u: nothing is stalled",
+				  f->num, val);
 			return;
 		}
 		f->fault_unposted = false;
-		complete(d, f, f->cur.tag, MAPTBL_ST_NO_SPACE, f->cur.done);
+		complete(d, f, f->cur.tag,
+			 val == MAPTBL_WALK_AGAIN_FAIL ? MAPTBL_ST_NO_SPACE : MAPTBL_ST_IO_ERROR,
+			 f->cur.done);
 		return;
 	}
-	mtdev_log(d, MTDEV_LOG_GUEST_ERROR, "VF %u WALK_AGAIN %u: not 1 (retry) or 2 (fail)", f->num,
+	mtdev_log(d, MTDEV_LOG_GUEST_ERROR,
+		  "VF %u WALK_AGAIN %u: not 1 (retry), 2 (fail) or 3 (fail with an I/O error)", f->num,
 		  val);
 }
 

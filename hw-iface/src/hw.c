@@ -541,8 +541,11 @@ MAPTBL_API int maptbl_hw_vf_push(struct maptbl_hw *hw, unsigned vf, const struct
 	     (err = hw->ops->read64(hw, 0, cfg(vf, MAPTBL_VFCFG_VIRT_BLOCKS), &old_vb)) ||
 	     (err = hw->ops->read32(hw, 0, cfg(vf, MAPTBL_VFCFG_BLOCK_SIZE), &old_bs))))
 		goto fail;
+	/* A new table of a running VF keeps COMMIT: what the service allocated and its filesystem
+	 * has not committed yet is committed at the VF's next flush all the same (§12.6). */
 	newctrl = MAPTBL_VFCFG_CTRL_ENABLE | (o.read_only ? MAPTBL_VFCFG_CTRL_READ_ONLY : 0) |
-		  (o.check_crc ? MAPTBL_VFCFG_CTRL_CHECK_CRC : 0);
+		  (o.check_crc ? MAPTBL_VFCFG_CTRL_CHECK_CRC : 0) |
+		  (was_enabled ? ctrl & MAPTBL_VFCFG_CTRL_COMMIT : 0);
 	if ((err = hw->ops->write64(hw, 0, cfg(vf, MAPTBL_VFCFG_TABLE_BASE), dma->addr)) ||
 	    (err = hw->ops->write64(hw, 0, cfg(vf, MAPTBL_VFCFG_TABLE_LEN), len)) ||
 	    (err = hw->ops->write64(hw, 0, cfg(vf, MAPTBL_VFCFG_VIRT_BLOCKS), vb)) ||

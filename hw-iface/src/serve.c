@@ -3,11 +3,12 @@
  * serve.c - the fault service (docs/REGISTERS.md §12): answer the write faults of VFs backed by
  * files. For a write into a hole or an unwritten range: allocate through the filesystem
  * (fallocate, rounded to the allocation unit), write zeros through it where it still has no data
- * (so it records the blocks as written before the device writes them), sync, re-map the range
+ * (so it records the blocks as written before the device writes them), re-map the range
  * with the caller's mapper (the filesystem adapters), update the VF's table in place in its DMA
  * buffer (insert/convert, one 8-byte publish), flush the VF's cache and write WALK_AGAIN. What
  * cannot be allocated or mapped is failed (WALK_AGAIN = FAIL): a stalled request is answered,
- * never dropped.
+ * never dropped. The filesystem commits those allocations when the VM flushes (CTRL.COMMIT, a
+ * COMMIT fault: fdatasync), not at every fault (REGISTERS.md §12.6).
  *
  * State: none outside the device. A VF's file is the label of its table's note, its table is where
  * TABLE_BASE/TABLE_LEN point, its size VIRT_BLOCKS; so the process that created a VF and the one
@@ -73,7 +74,9 @@ struct sv_vf {
 		uint64_t lo, hi;
 	} ahead[2];
 	uint64_t ahead_end;	/* end of the last range queued (service thread only; 0 none) */
-	uint64_t ready_lo, ready_hi; /* what the thread allocated, zeroed and synced last (mu) */
+	uint64_t ready_lo, ready_hi; /* what the thread allocated and zeroed last (mu) */
+	bool commit;		/* this service set the VF's CTRL.COMMIT since it last committed */
+	bool sync_each;		/* the device did not keep CTRL.COMMIT: every fault syncs */
 };
 
 enum { AHEAD_NONE, AHEAD_QUEUED, AHEAD_BUSY };
@@ -98,6 +101,7 @@ struct maptbl_hw_serve {
 	bool ahead_off;		/* MAPTBL_SERVE_ZERO_AHEAD=0, or the thread could not start */
 	atomic_bool stop;	/* the service closes: the thread ends */
 	unsigned ahead_delay_ms; /* MAPTBL_SERVE_AHEAD_DELAY_MS (tests): a sleep before the zeros */
+	bool sync_each;		/* MAPTBL_SERVE_SYNC=fault: sync at every fault, never COMMIT */
 };
 
 static int64_t now_ns(void)
@@ -134,6 +138,38 @@ static void vf_close_file(struct sv_vf *v)
 	v->fd = v->dfd = -1;
 }
 
+static int reg_r32(struct maptbl_hw_serve *s, uint32_t off, uint32_t *val);
+static int reg_w32(struct maptbl_hw_serve *s, uint32_t off, uint32_t val);
+static uint32_t vfcfg(unsigned vf, uint32_t reg);
+
+/*
+ * The service ends: nobody will answer COMMIT faults. What it mapped and its filesystem has not
+ * committed is committed now, then CTRL.COMMIT cleared, then a flush that stalled on it
+ * meanwhile is let go (this sync covered it). Synced before the bit is cleared: a flush between
+ * the two stalls (a service started later answers it) rather than completing uncommitted.
+ */
+static void commit_close(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v)
+{
+	uint32_t ctrl, st, fi;
+
+	if (!v->commit || v->fd < 0)
+		return;
+	if (fdatasync(v->fd)) {
+		maptbl_log(MAPTBL_LOG_ERROR, "VF %u: %s: the commit (fdatasync) failed: %s; the "
+			   "VF's next flush asks again", vf, v->path, strerror(errno));
+		return;
+	}
+	if (s->fatal || reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), &ctrl) ||
+	    reg_w32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), ctrl & ~MAPTBL_VFCFG_CTRL_COMMIT) ||
+	    reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_STATUS), &st) ||
+	    reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_FAULT_INFO), &fi))
+		return;
+	v->commit = false;
+	if ((st & MAPTBL_VFCFG_STATUS_STALLED) &&
+	    maptbl_hw_fault_reason(fi) == MAPTBL_FAULT_COMMIT)
+		maptbl_hw_vf_walk_again(s->hw, vf, false);
+}
+
 MAPTBL_API void maptbl_hw_serve_close(struct maptbl_hw_serve *s)
 {
 	if (!s)
@@ -147,6 +183,8 @@ MAPTBL_API void maptbl_hw_serve_close(struct maptbl_hw_serve *s)
 	}
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
+	for (unsigned i = 1; i <= MAPTBL_HW_MAX_VFS; i++)
+		commit_close(s, i, &s->vf[i]);
 	for (unsigned i = 0; i <= MAPTBL_HW_MAX_VFS; i++) {
 		vf_drop(&s->vf[i]);
 		vf_close_file(&s->vf[i]);
@@ -203,6 +241,8 @@ MAPTBL_API int maptbl_hw_serve_open(struct maptbl_hw *hw, const struct maptbl_hw
 	s->ahead_off = env && !strcmp(env, "0");
 	env = getenv("MAPTBL_SERVE_AHEAD_DELAY_MS");
 	s->ahead_delay_ms = env ? (unsigned)strtoul(env, NULL, 10) : 0;
+	env = getenv("MAPTBL_SERVE_SYNC");
+	s->sync_each = env && !strcmp(env, "fault");
 	s->hw = hw;
 	memcpy(&s->o, opts, sizeof(s->o));
 	s->o.vfs = NULL;
@@ -257,9 +297,73 @@ static int reg_w64(struct maptbl_hw_serve *s, uint32_t off, uint64_t val)
 	return err;
 }
 
+static int reg_r32(struct maptbl_hw_serve *s, uint32_t off, uint32_t *val)
+{
+	int err = s->hw->ops->read32(s->hw, 0, off, val);
+
+	if (err)
+		s->fatal = err;
+	return err;
+}
+
 static uint32_t vfcfg(unsigned vf, uint32_t reg)
 {
 	return (uint32_t)MAPTBL_REG_PF_VFCFG(vf) + reg;
+}
+
+/* ---- committing allocations at the VM's flushes (REGISTERS.md §12.6) ---- */
+
+/*
+ * What the service is about to map of VF @vf's file is allocated and written in the filesystem's
+ * memory, not committed: set CTRL.COMMIT before the table maps it, so that the VF's next flush
+ * (or FUA write) stalls until commit() ran. A device that does not keep the bit (it predates
+ * it): the file is synced now, and at every fault from then on.
+ */
+static int commit_mark(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v)
+{
+	uint32_t ctrl;
+	int err;
+
+	if (s->sync_each || v->sync_each)
+		return 0;
+	if ((err = reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), &ctrl)))
+		return err;
+	if (!(ctrl & MAPTBL_VFCFG_CTRL_COMMIT) &&
+	    ((err = reg_w32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), ctrl | MAPTBL_VFCFG_CTRL_COMMIT)) ||
+	     (err = reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), &ctrl))))
+		return err;
+	if (ctrl & MAPTBL_VFCFG_CTRL_COMMIT) {
+		v->commit = true;
+		return 0;
+	}
+	maptbl_log(MAPTBL_LOG_WARN, "VF %u: the device has no CTRL.COMMIT: every fault syncs %s",
+		   vf, v->path);
+	v->sync_each = true;
+	return fdatasync(v->fd) ? -errno : 0;
+}
+
+/*
+ * The VF flushes (a COMMIT fault): the filesystem commits what the service allocated and zeroed
+ * in @v's file (fdatasync: its journal or log, and a flush of the disk). CTRL.COMMIT is cleared
+ * first, so that what is mapped while the sync runs sets it again for the next flush.
+ */
+static int commit(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v)
+{
+	uint32_t ctrl;
+	int err;
+
+	if ((err = reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), &ctrl)) ||
+	    ((ctrl & MAPTBL_VFCFG_CTRL_COMMIT) &&
+	     (err = reg_w32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), ctrl & ~MAPTBL_VFCFG_CTRL_COMMIT))))
+		return err;
+	v->commit = false;
+	if (fdatasync(v->fd)) {
+		err = -errno;
+		maptbl_log(MAPTBL_LOG_ERROR, "VF %u: %s: the commit (fdatasync) failed: %s", vf,
+			   v->path, strerror(errno));
+		return err;
+	}
+	return 0;
 }
 
 /* ---- the mapper's answer ---- */
@@ -557,10 +661,12 @@ static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw
  * zeroes, nothing crosses memory; refused once, never asked again for the file), then direct
  * writes from an aligned buffer on @v->dfd (one copy, no page cache to write back: the zeros
  * cached for the file are not there to go stale when the device writes the blocks), then
- * buffered writes (a filesystem without O_DIRECT, or a range it refuses). The caller syncs.
+ * buffered writes (a filesystem without O_DIRECT, or a range it refuses): then *@buffered is
+ * set, and the caller syncs and drops those pages before the device may write the blocks (else
+ * their writeback would put the zeros back over the VM's data).
  */
 static int zero_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t a,
-		      uint64_t b)
+		      uint64_t b, bool *buffered)
 {
 	if (!atomic_load(&v->no_wz)) {
 		if (!fallocate(v->fd, FALLOC_FL_WRITE_ZEROES, (off_t)(a * bs), (off_t)((b - a) * bs)))
@@ -575,8 +681,10 @@ static int zero_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, u
 
 		if (v->dfd >= 0)
 			w = pwrite(v->dfd, s->zero, (size_t)(n * bs), (off_t)(a * bs));
-		if (w < 0 && (v->dfd < 0 || errno == EINVAL)) /* no direct I/O here: buffered */
+		if (w < 0 && (v->dfd < 0 || errno == EINVAL)) { /* no direct I/O here: buffered */
 			w = pwrite(v->fd, s->zero, (size_t)(n * bs), (off_t)(a * bs));
+			*buffered = true;
+		}
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -590,7 +698,7 @@ static int zero_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, u
 
 /* Zeros through the filesystem wherever [lo, hi) has no written data: unwritten extents, holes. */
 static int write_zeros(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
-		       uint64_t hi, const struct xvec *x)
+		       uint64_t hi, const struct xvec *x, bool *buffered)
 {
 	uint64_t at = lo;
 	int err;
@@ -600,14 +708,14 @@ static int write_zeros(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, 
 
 		if (ee <= at)
 			continue;
-		if (es > at && (err = zero_range(s, v, bs, at, es < hi ? es : hi)))
+		if (es > at && (err = zero_range(s, v, bs, at, es < hi ? es : hi, buffered)))
 			return err;
 		if ((x->v[i].flags & MAPTBL_EXTENT_UNWRITTEN) &&
-		    (err = zero_range(s, v, bs, es > at ? es : at, ee < hi ? ee : hi)))
+		    (err = zero_range(s, v, bs, es > at ? es : at, ee < hi ? ee : hi, buffered)))
 			return err;
 		at = ee;
 	}
-	return at < hi ? zero_range(s, v, bs, at, hi) : 0;
+	return at < hi ? zero_range(s, v, bs, at, hi, buffered) : 0;
 }
 
 /* ---- zeroing ahead of a sequential writer ---- */
@@ -620,7 +728,7 @@ static int write_zeros(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, 
  * -ECANCELED when the service stops (@thread: the zeroing thread's call).
  */
 static int zero_holes(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
-		      uint64_t hi, bool thread)
+		      uint64_t hi, bool thread, bool *buffered)
 {
 	off_t pos = (off_t)(lo * bs), end = (off_t)(hi * bs);
 	int err;
@@ -639,7 +747,8 @@ static int zero_holes(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, u
 		if (thread && s->ahead_delay_ms && pos == (off_t)(lo * bs))
 			usleep(s->ahead_delay_ms * 1000u);
 		if ((uint64_t)(pos + bs - 1) / bs < (uint64_t)d / bs &&
-		    (err = zero_range(s, v, bs, (uint64_t)(pos + bs - 1) / bs, (uint64_t)d / bs)))
+		    (err = zero_range(s, v, bs, (uint64_t)(pos + bs - 1) / bs, (uint64_t)d / bs,
+				      buffered)))
 			return err;
 		if (d >= end || (h = lseek(v->fd, d, SEEK_HOLE)) < 0)
 			break;
@@ -649,15 +758,33 @@ static int zero_holes(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, u
 }
 
 /*
+ * The filesystem has the service's changes to [lo, hi) of @v's file (allocation, zeros) in
+ * memory: what the device may rely on before it writes there. Direct zeros are on the disk and
+ * recorded as written; the commit of that record waits for the VF's next flush (CTRL.COMMIT,
+ * §12.6), unless zeros went through the page cache (@buffered: they must reach the disk before
+ * the device writes over them) or the service syncs at every fault: then fdatasync now. The
+ * file's cached pages of the range go either way (the host reads what the device writes).
+ */
+static int settle(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
+		  uint64_t hi, bool buffered)
+{
+	if ((buffered || s->sync_each || v->sync_each) && fdatasync(v->fd))
+		return -errno;
+	posix_fadvise(v->fd, (off_t)(lo * bs), (off_t)((hi - lo) * bs), POSIX_FADV_DONTNEED);
+	return 0;
+}
+
+/*
  * Prepare [lo, *hi) of @v's file for the fault that will come there: allocate, write zeros where
- * the file has no data, sync. Only what the file's size covers (the size follows the writes:
+ * the file has no data (settle()). Only what the file's size covers (the size follows the writes:
  * never grown here; *hi is cut to it). The fault on the range still maps and checks it
- * (allocate()): this only takes the writing and the syncing off its path.
+ * (allocate()): this only takes the writing off its path.
  */
 static int prepare_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs, uint64_t lo,
 			 uint64_t *hi)
 {
 	off_t pos = (off_t)(lo * bs), end = (off_t)(*hi * bs);
+	bool buffered = false;
 	struct stat st;
 	int err;
 
@@ -670,12 +797,9 @@ static int prepare_range(struct maptbl_hw_serve *s, struct sv_vf *v, uint32_t bs
 		return 0;
 	if (fallocate(v->fd, 0, pos, end - pos) && errno != EOPNOTSUPP)
 		return -errno; /* ENOSPC...: the fault allocates what it needs, or fails */
-	if ((err = zero_holes(s, v, bs, lo, *hi, true)))
+	if ((err = zero_holes(s, v, bs, lo, *hi, true, &buffered)))
 		return err;
-	if (fdatasync(v->fd))
-		return -errno;
-	posix_fadvise(v->fd, pos, end - pos, POSIX_FADV_DONTNEED);
-	return 0;
+	return settle(s, v, bs, lo, *hi, buffered);
 }
 
 /* The zeroing thread: one queued range at a time, the lowest of the first VF that has one. */
@@ -815,13 +939,13 @@ static int allocate(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v, uin
 		    uint64_t fend, bool ready, uint64_t *lo, uint64_t *hi, struct xvec *x)
 {
 	uint32_t bs = maptbl_table_block_size(v->t);
+	bool buffered = false;
 	uint64_t at;
 	int err = 0;
 
 	/*
-	 * The zeroing thread allocated, zeroed and synced the range (prepare_range()): nothing to
-	 * write, nothing to sync (every sync flushes the disk, and on a loop device that writes back
-	 * the whole image file); the mapping is the check. Anything else there: the full way.
+	 * The zeroing thread allocated and zeroed the range (prepare_range()): nothing to write;
+	 * the mapping is the check. Anything else there: the full way.
 	 */
 	if (ready && !map_range_flags(s, v->path, v->t, *lo, *hi - *lo, MAPTBL_HW_MAP_SYNCED, x) &&
 	    written_until(x, *lo, *hi) == *hi) {
@@ -848,26 +972,25 @@ static int allocate(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v, uin
 		}
 	}
 	/*
-	 * Zeros where lseek() finds no data, sync, and one mapping (no second sync) to check that
-	 * all of the range is written data now. Where it is not (a filesystem whose lseek() does
-	 * not tell unwritten blocks from data), the mapper's view: zeros into its holes and
-	 * unwritten extents, sync, map again. This used to map (and so sync: a journal commit and a
-	 * disk flush) before the zeros too, 20-67 ms per fault on a loop device (PERFORMANCE.md).
+	 * Zeros where lseek() finds no data, settle() (no sync: the VF's next flush commits), and
+	 * one mapping (the mapper does not sync either) to check that all of the range is written
+	 * data now. Where it is not (a filesystem whose lseek() does not tell unwritten blocks from
+	 * data), the mapper's view: zeros into its holes and unwritten extents, map again. This
+	 * used to map (and so sync: a journal commit and a disk flush) before the zeros too, 20-67
+	 * ms per fault on a loop device, and then to fdatasync after them (PERFORMANCE.md).
 	 */
 	for (int pass = 0;; pass++) {
 		if (pass && (err = map_range(s, v->path, v->t, *lo, *hi - *lo, x)))
 			goto fail;
-		err = pass ? write_zeros(s, v, bs, *lo, *hi, x) : zero_holes(s, v, bs, *lo, *hi, false);
-		if (err)
-			goto fail;
+		err = pass ? write_zeros(s, v, bs, *lo, *hi, x, &buffered)
+			   : zero_holes(s, v, bs, *lo, *hi, false, &buffered);
 		/* The filesystem records the allocation and the written state before the device
 		 * writes; the zeros it cached for the file go, so the host reads what the device
 		 * will write. */
-		if (fdatasync(v->fd)) {
-			err = -errno;
+		if (!err)
+			err = settle(s, v, bs, *lo, *hi, buffered);
+		if (err)
 			goto fail;
-		}
-		posix_fadvise(v->fd, (off_t)(*lo * bs), (off_t)((*hi - *lo) * bs), POSIX_FADV_DONTNEED);
 		if ((err = map_range_flags(s, v->path, v->t, *lo, *hi - *lo, MAPTBL_HW_MAP_SYNCED, x)))
 			goto fail;
 		if ((at = written_until(x, *lo, *hi)) == *hi)
@@ -1082,6 +1205,11 @@ static int serve_fault(struct maptbl_hw_serve *s, unsigned vf, const struct mapt
 	maptbl_table_reclaim(v->t, maptbl_table_generation(v->t));
 	bs = maptbl_table_block_size(v->t);
 	vb = info->virt_blocks;
+	if (ev->reason == MAPTBL_FAULT_COMMIT) {
+		err = commit(s, vf, v);
+		ev->flags |= MAPTBL_HW_SERVE_COMMITTED;
+		goto out; /* nothing to publish */
+	}
 	if (ev->reason == MAPTBL_FAULT_ABSENT) {
 		ahead_wait(s, v, 0, UINT64_MAX, NULL); /* the file as it is, not mid-zeroing */
 		err = restore_absent(s, vf, v, ev->lba, old_base, &compacted);
@@ -1128,6 +1256,8 @@ static int serve_fault(struct maptbl_hw_serve *s, unsigned vf, const struct mapt
 	}
 	ev->alloc_lba = lo;
 	ev->alloc_blocks = hi - lo;
+	if ((err = commit_mark(s, vf, v)))
+		goto out;
 	if (fend > eof)
 		ev->flags |= MAPTBL_HW_SERVE_GREW;
 	if (hi > maptbl_table_virtual_blocks(v->t) &&
@@ -1207,7 +1337,11 @@ static int serve_vf(struct maptbl_hw_serve *s, unsigned vf, bool from_queue)
 			vf_drop(v);
 			old_base = 0;
 		}
-		err = maptbl_hw_vf_walk_again(s->hw, vf, true);
+		/* A commit that failed is an I/O error the VM sees; a write that could not be
+		 * allocated, no space. */
+		err = ev.reason == MAPTBL_FAULT_COMMIT
+			      ? reg_w32(s, vfcfg(vf, MAPTBL_VFCFG_WALK_AGAIN), MAPTBL_WALK_AGAIN_FAIL_IO)
+			      : maptbl_hw_vf_walk_again(s->hw, vf, true);
 		if (err)
 			return s->fatal = err;
 	}

@@ -67,7 +67,10 @@ wait $FIRST 2>/dev/null
 sleep 0.5
 check "after the service was killed the writer still waits" kill -0 $DD
 check "... and VF 1 is still stalled" sh -c "'$MAPTBL' vf list | grep -q '^1 .*stalled'"
-check "the killed service served one fault" [ "$(grep -c '"result": "served"' "$LOG")" = 1 ]
+check "the killed service served one write fault" \
+	[ "$(grep '"result": "served"' "$LOG" | grep -c '"reason": "hole"')" = 1 ]
+check "... and committed it at the writer's fsync (a COMMIT fault)" \
+	[ "$(grep '"result": "served"' "$LOG" | grep -c '"reason": "commit", .*"committed": true')" = 1 ]
 
 : >"$LOG"
 start_serve "$LOG"

@@ -327,9 +327,11 @@ struct maptbl_hw_map_req {
 };
 
 /**
- * maptbl_hw_map_req.flags: the service synced the file (fdatasync) after the last change it made
- * to it: the mapper need not sync it again (a sync flushes the disk's cache). A mapper that syncs
- * anyway is still right, only slower.
+ * maptbl_hw_map_req.flags: the service left no dirty page of its own in the file (its zeros were
+ * direct writes, or it synced them): the mapper need not sync it (a sync commits the journal and
+ * flushes the disk's cache; the service commits at the VF's flushes, REGISTERS.md §12.6). The
+ * filesystem's view in memory is what counts. A mapper that syncs anyway is still right, only
+ * slower.
  */
 #define MAPTBL_HW_MAP_SYNCED 0x1u
 
@@ -353,6 +355,8 @@ typedef int (*maptbl_hw_map_fn)(void *ctx, const struct maptbl_hw_map_req *req,
 #define MAPTBL_HW_SERVE_RESTORED 0x10u	/**< an absent (pruned) range was mapped again */
 /** the fault waited for the service's thread to finish zeroing its range ahead of it */
 #define MAPTBL_HW_SERVE_WAITED 0x20u
+/** a COMMIT fault (the VF flushed): the file's allocations were committed (fdatasync) */
+#define MAPTBL_HW_SERVE_COMMITTED 0x40u
 /** @} */
 
 /** One fault served, failed or skipped (POD), for maptbl_hw_serve_opts.report. */

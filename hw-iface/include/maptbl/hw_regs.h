@@ -33,7 +33,7 @@ extern "C" {
 /** @name Identification (REGISTERS.md §2). @{ */
 #define MAPTBL_HW_ID		0x4C42544Du	/**< REG_ID: bytes "MTBL" */
 #define MAPTBL_HW_VERSION_MAJOR	1u
-#define MAPTBL_HW_VERSION_MINOR	0u
+#define MAPTBL_HW_VERSION_MINOR	1u	/**< 1: CTRL.COMMIT, FAULT_COMMIT, WALK_AGAIN FAIL_IO */
 #define MAPTBL_HW_VERSION	(MAPTBL_HW_VERSION_MAJOR << 16 | MAPTBL_HW_VERSION_MINOR)
 #define MAPTBL_HW_MAX_VFS	64u		/**< VF numbers are 1 .. 64, function 0 is the PF */
 #define MAPTBL_HW_PF_BAR_SIZE	0x2000u		/**< bytes of the PF register page (BAR0) */
@@ -175,7 +175,13 @@ enum maptbl_hw_qerr {
 #define MAPTBL_VFCFG_CTRL_ENABLE    0x1u	/**< 0 -> 1: latch and check the table */
 #define MAPTBL_VFCFG_CTRL_READ_ONLY 0x2u	/**< writes complete with MAPTBL_ST_READ_ONLY */
 #define MAPTBL_VFCFG_CTRL_CHECK_CRC 0x4u	/**< check header and node CRC32C */
-#define MAPTBL_VFCFG_CTRL_MASK	    0x7u
+/**
+ * The host has allocations of this VF's file that its filesystem has not committed: a FLUSH, and
+ * a FUA write before its flush, stall with a MAPTBL_FAULT_COMMIT fault while it is set
+ * (REGISTERS.md §5, §12.6). Only the host sets and clears it; ENABLE 1 -> 0 clears it.
+ */
+#define MAPTBL_VFCFG_CTRL_COMMIT    0x8u
+#define MAPTBL_VFCFG_CTRL_MASK	    0xFu
 /** @} */
 
 /** @name VF configuration STATUS fields. @{ */
@@ -202,6 +208,7 @@ enum maptbl_hw_terr {
 /** @name WALK_AGAIN values. @{ */
 #define MAPTBL_WALK_AGAIN_RETRY	1u	/**< re-latch the table, flush the VF's cache, retry */
 #define MAPTBL_WALK_AGAIN_FAIL	2u	/**< complete the stalled request with MAPTBL_ST_NO_SPACE */
+#define MAPTBL_WALK_AGAIN_FAIL_IO 3u	/**< complete the stalled request with MAPTBL_ST_IO_ERROR */
 /** @} */
 
 /** @name CACHE_FLUSH value. @{ */
@@ -389,6 +396,7 @@ enum maptbl_hw_fault_reason {
 	MAPTBL_FAULT_HOLE = 1,		/**< write to a hole (or past the table's virtual size) */
 	MAPTBL_FAULT_UNWRITTEN = 2,	/**< write to an unwritten extent */
 	MAPTBL_FAULT_ABSENT = 3,	/**< read or write inside a pruned subtree */
+	MAPTBL_FAULT_COMMIT = 4,	/**< flush (or FUA write) while CTRL.COMMIT is set; lba, count 0 */
 };
 
 /** @name Fault info (fault entry @c info, VF config FAULT_INFO). @{ */

@@ -117,6 +117,15 @@ static int cb_disk_write(void *ctx, unsigned fn, uint64_t off, const void *buf, 
 	return 0;
 }
 
+static int cb_disk_flush(void *ctx, unsigned fn)
+{
+	struct devh *h = ctx;
+
+	(void)fn;
+	h->disk_flushes++;
+	return 0;
+}
+
 static void cb_irq(void *ctx, unsigned fn, unsigned vector)
 {
 	struct devh *h = ctx;
@@ -141,6 +150,7 @@ static const struct mtdev_ops devh_ops = {
 	.dma_write = cb_dma_write,
 	.disk_read = cb_disk_read,
 	.disk_write = cb_disk_write,
+	.disk_flush = cb_disk_flush,
 	.irq = cb_irq,
 	.log = cb_log,
 };

@@ -50,7 +50,7 @@ struct devh {
 	bool audit_off[DEVH_FNS];	/* no audit for this VF (a table libmaptbl rejects) */
 	struct devh_extent_set allowed[DEVH_FNS];
 	unsigned audit_violations, disk_oob, dma_oob;
-	uint64_t disk_reads, disk_writes;
+	uint64_t disk_reads, disk_writes, disk_flushes;
 	int fail_disk;			/* > 0: the next disk access fails */
 	struct devh_ring ring[DEVH_FNS];
 	uint64_t fq;			/* fault queue address */

@@ -436,9 +436,117 @@ static void test_write_mapped(void **state)
 	assert_int_equal(h.disk[106 * BS], 0xA5);
 	assert_true(all_zero(h.disk + 200 * BS, BS));
 	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_WRITE_BLOCKS), 4);	/* 6, 7; then 7 and 10 */
-	/* Flush with no flush callback: OK. */
+	/* Flush: OK, one flush of the disk. */
 	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_FLUSH, 0, 0, 0, NULL), MAPTBL_ST_OK);
+	assert_int_equal(h.disk_flushes, 1);
 	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_FLUSHES), 1);
+	assert_int_equal(h.audit_violations, 0);
+	maptbl_table_free(t);
+	devh_fini(&h);
+}
+
+/*
+ * CTRL.COMMIT (REGISTERS.md §5, §12.6): while the host has allocations its filesystem has not
+ * committed, a FLUSH and the end of a FUA write stall with a COMMIT fault, and the disk is
+ * flushed only after the host cleared the bit and walked again; FAIL_IO fails the request with an
+ * I/O error; ENABLE 1 -> 0 clears the bit; the PF and other VFs are not held.
+ */
+static void test_commit_fault(void **state)
+{
+	struct maptbl_extent e[] = { { 0, 100, 8, 0 } };
+	uint32_t cfg = MAPTBL_REG_PF_VFCFG(1), on = MAPTBL_VFCFG_CTRL_ENABLE;
+	struct maptbl_table *t;
+	struct maptbl_hw_fault f;
+	struct maptbl_hw_req q;
+	struct maptbl_hw_cpl c;
+	struct devh h;
+	uint64_t buf;
+
+	(void)state;
+	t = setup_vf1(&h, 2, e, 1, 32, 2, &buf);
+	assert_int_equal(devh_fq(&h, 16), MAPTBL_FQ_STATUS_RUNNING);
+	devh_vf_table(&h, 2, t, 0);
+	devh_rings(&h, 2, 8, 8);
+	devh_rings(&h, 0, 8, 8);
+	/* Without COMMIT a flush flushes the disk at once. */
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_FLUSH, 0, 0, 0, NULL), MAPTBL_ST_OK);
+	assert_int_equal(h.disk_flushes, 1);
+
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_CTRL, on | MAPTBL_VFCFG_CTRL_COMMIT);
+	assert_int_equal(rd32(&h, 0, cfg + MAPTBL_VFCFG_CTRL), on | MAPTBL_VFCFG_CTRL_COMMIT);
+	assert_int_equal(h.guest_errors, 0);
+	assert_int_equal(devh_io(&h, 1, MAPTBL_OP_FLUSH, 0, 0, 0, NULL), -1);
+	assert_int_equal(h.disk_flushes, 1);
+	assert_true(rd32(&h, 0, cfg + MAPTBL_VFCFG_STATUS) & MAPTBL_VFCFG_STATUS_STALLED);
+	assert_true(devh_fault(&h, &f));
+	assert_int_equal(maptbl_le16_to_cpu(f.vf), 1);
+	assert_int_equal(maptbl_hw_fault_reason(maptbl_le16_to_cpu(f.info)), MAPTBL_FAULT_COMMIT);
+	assert_false(maptbl_le16_to_cpu(f.info) & MAPTBL_FAULT_INFO_WRITE);
+	assert_int_equal(maptbl_le64_to_cpu(f.lba), 0);
+	assert_int_equal(maptbl_le32_to_cpu(f.count), 0);
+	assert_int_equal(rd32(&h, 0, cfg + MAPTBL_VFCFG_FAULT_INFO),
+			 maptbl_hw_fault_info(MAPTBL_FAULT_COMMIT, 0));
+	/* VF 2 and the PF flush meanwhile: their COMMIT is clear. */
+	assert_int_equal(devh_io(&h, 2, MAPTBL_OP_FLUSH, 0, 0, 0, NULL), MAPTBL_ST_OK);
+	assert_int_equal(devh_io(&h, 0, MAPTBL_OP_FLUSH, 0, 0, 0, NULL), MAPTBL_ST_OK);
+	assert_int_equal(h.disk_flushes, 3);
+	/* Walking again with the bit still set faults again: nothing was committed. */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_RETRY);
+	mtdev_process(h.d, 0);
+	assert_false(devh_reap(&h, 1, &c));
+	assert_true(devh_fault(&h, &f));
+	assert_int_equal(maptbl_hw_fault_reason(maptbl_le16_to_cpu(f.info)), MAPTBL_FAULT_COMMIT);
+	assert_int_equal(h.disk_flushes, 3);
+	/* The host committed: clears the bit, walks again; the flush flushes and completes. */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_CTRL, on);
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_RETRY);
+	mtdev_process(h.d, 0);
+	assert_true(devh_reap(&h, 1, &c));
+	assert_int_equal(maptbl_le16_to_cpu(c.status), MAPTBL_ST_OK);
+	assert_int_equal(h.disk_flushes, 4);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_FLUSHES), 2);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_FAULTS), 2);
+
+	/* A FUA write: its data goes to the disk, then it stalls before its flush (WRITE set). */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_CTRL, on | MAPTBL_VFCFG_CTRL_COMMIT);
+	memset(devh_ptr(&h, buf, BS), 0x3C, BS);
+	devh_req(&q, MAPTBL_OP_WRITE, 9, 3, 1, buf, BS);
+	q.flags |= MAPTBL_REQ_F_FUA;
+	assert_int_equal(io_req(&h, 1, &q), -1);
+	assert_int_equal(h.disk[103 * BS], 0x3C);
+	assert_int_equal(h.disk_flushes, 4);
+	assert_true(devh_fault(&h, &f));
+	assert_int_equal(maptbl_hw_fault_reason(maptbl_le16_to_cpu(f.info)), MAPTBL_FAULT_COMMIT);
+	assert_true(maptbl_le16_to_cpu(f.info) & MAPTBL_FAULT_INFO_WRITE);
+	assert_int_equal(maptbl_le32_to_cpu(f.tag), 9);
+	/* The commit failed: FAIL_IO completes it with IO_ERROR, its block counted as written. */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_FAIL_IO);
+	assert_true(devh_reap(&h, 1, &c));
+	assert_int_equal(maptbl_le32_to_cpu(c.tag), 9);
+	assert_int_equal(maptbl_le16_to_cpu(c.status), MAPTBL_ST_IO_ERROR);
+	assert_int_equal(maptbl_le32_to_cpu(c.blocks), 1);
+	assert_int_equal(h.disk_flushes, 4);
+	/* FAIL_IO with nothing stalled: a guest error, nothing completes. */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_FAIL_IO);
+	assert_int_equal(h.guest_errors, 1);
+	assert_false(devh_reap(&h, 1, &c));
+	/* A FUA write that commits: flushed once, after the commit. */
+	devh_req(&q, MAPTBL_OP_WRITE, 10, 4, 1, buf, BS);
+	q.flags |= MAPTBL_REQ_F_FUA;
+	assert_int_equal(io_req(&h, 1, &q), -1);
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_CTRL, on);
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_WALK_AGAIN, MAPTBL_WALK_AGAIN_RETRY);
+	mtdev_process(h.d, 0);
+	assert_true(devh_reap(&h, 1, &c));
+	assert_int_equal(maptbl_le16_to_cpu(c.status), MAPTBL_ST_OK);
+	assert_int_equal(maptbl_le32_to_cpu(c.blocks), 1);
+	assert_int_equal(h.disk_flushes, 5);
+	assert_int_equal(vstat(&h, 1, MAPTBL_STAT_WRITE_BLOCKS), 2);
+
+	/* Disabling the VF clears COMMIT. */
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_CTRL, on | MAPTBL_VFCFG_CTRL_COMMIT);
+	wr32(&h, 0, cfg + MAPTBL_VFCFG_CTRL, 0);
+	assert_int_equal(rd32(&h, 0, cfg + MAPTBL_VFCFG_CTRL), 0);
 	assert_int_equal(h.audit_violations, 0);
 	maptbl_table_free(t);
 	devh_fini(&h);
@@ -1518,6 +1626,7 @@ int main(void)
 		cmocka_unit_test(test_segments),
 		cmocka_unit_test(test_write_mapped),
 		cmocka_unit_test(test_write_fault_fill),
+		cmocka_unit_test(test_commit_fault),
 		cmocka_unit_test(test_unwritten),
 		cmocka_unit_test(test_virt_past_table),
 		cmocka_unit_test(test_absent),
