@@ -5,7 +5,7 @@
 Runs the QEMU that hw-iface/qemu/build-qemu.sh built with the qtest accelerator and speaks the
 qtest protocol (config space through q35's ECAM, BAR reads and writes). Checks, in order:
   identity   PF 1234:4d54, ARI at 0x100, SR-IOV at 0x120 (TotalVFs 4, VF device 4d55)
-  pf         BAR0 = the PF register page: ID, VERSION, FUNC 0, MAX_VFS 4
+  pf         BAR0 = the PF register page: ID, VERSION (1.1), FUNC 0, MAX_VFS 4
   vfs        NumVFs 2 + VF Enable: functions 04.1 and 04.2 appear; their BAR0 pages answer
              FUNC 1 and 2; NumVFs 6 (> TotalVFs) creates none; VF Enable 0 removes them
   hostile    thousands of random accesses (any size, any offset, any value) to the PF and VF
@@ -131,11 +131,11 @@ def main():
 
     restore()
     check(q.rd(4, PF_BAR0) == ID, "PF ID register")
-    check(q.rd(4, PF_BAR0 + 4) == 0x00010000, "PF VERSION register")
+    check(q.rd(4, PF_BAR0 + 4) == 0x00010001, "PF VERSION register")
     check(q.rd(4, PF_BAR0 + 8) == 0, "PF FUNC register")
     check(q.rd(4, PF_BAR0 + 0x100) == 4, "PF MAX_VFS register")
     check(q.rd(2, PF_BAR0 + 2) == 0xFFFF, "a 2-byte read is not all ones (bad access)")
-    step("pf", "ID, VERSION 1.0, FUNC 0, MAX_VFS 4; bad access = all ones")
+    step("pf", "ID, VERSION 1.1, FUNC 0, MAX_VFS 4; bad access = all ones")
 
     def set_vfs(n, ctrl):
         q.wr(2, cfg(0, SRIOV + 0x08), 0)
