@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * aio.c - maptbl-test-aio: libmaptbl-hw's asynchronous queue API (maptbl_hw_queue_post, _submit,
- * _reap) against a VF of a running maptbl-emu, for tests/hw/040-aio.sh.
+ * _reap) against a VF of a running maptbl-emu, for tests/hw/041-aio.sh.
  *
  *   maptbl-test-aio DEV VF FILE HOLE_LBA
  *
