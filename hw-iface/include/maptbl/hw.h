@@ -422,17 +422,22 @@ MAPTBL_API int maptbl_hw_serve_open(struct maptbl_hw *hw, const struct maptbl_hw
  * a write into a hole or an unwritten range is allocated through the filesystem (fallocate
  * rounded to the allocation unit, doubled per fault while a write goes on front to back, up to
  * 32 units, clipped to the VF's size; unwritten blocks written with zeros through the
- * filesystem and synced), re-mapped, the table updated in place and published, the
- * VF's cache flushed and WALK_AGAIN written; past the end of the file the file grows to the end
- * of the stalled write. ENOSPC, EDQUOT, a refused range or any other failure to map fails the
- * request (WALK_AGAIN = FAIL: the VF completes it with NO_SPACE). Returns after the first batch
- * of faults served, so a caller can stop between faults.
+ * filesystem), re-mapped, the table updated in place and published, the VF's cache flushed and
+ * WALK_AGAIN written; past the end of the file the file grows to the end of the stalled write.
+ * ENOSPC, EDQUOT, a refused range or any other failure to map fails the request (WALK_AGAIN =
+ * FAIL: the VF completes it with NO_SPACE). The filesystem commits the allocations at the VF's
+ * next flush: a COMMIT fault (CTRL.COMMIT, REGISTERS.md §12.6) is answered with an fdatasync of
+ * the file (a failure: WALK_AGAIN = FAIL_IO). Returns after the first batch of faults served,
+ * so a caller can stop between faults.
  * @return the number of faults answered (0 on timeout); -EIO (the fault queue stopped with an
  * error), -ENOTCONN and other transport errors (the device is gone; nothing was answered).
  */
 MAPTBL_API int maptbl_hw_serve_run(struct maptbl_hw_serve *s, int timeout_ms);
 
-/** @brief Stop the service: release the fault queue and the tables it opened. NULL is fine. */
+/**
+ * @brief Stop the service: commit what it allocated and did not commit yet (fdatasync, then
+ * CTRL.COMMIT cleared), release the fault queue and the tables it opened. NULL is fine.
+ */
 MAPTBL_API void maptbl_hw_serve_close(struct maptbl_hw_serve *s);
 
 /**
