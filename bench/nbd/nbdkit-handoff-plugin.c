@@ -9,7 +9,7 @@
  * but the hand-off: no rings, no table walk, no DMA emulation, so whatever it loses against
  * nbdkit's file plugin is the price of the hand-off alone.
  *
- *   nbdkit -r nbdkit-handoff-plugin.so file=PATH [mode=inline|thread|process]
+ *   nbdkit -r nbdkit-handoff-plugin.so file=PATH [mode=inline|thread|process] [wake=each|batch]
  *
  *   inline   pread in the request thread (what the file plugin does: validates this plugin);
  *   thread   one worker thread (one VF's device thread) takes requests from an in-process
@@ -24,6 +24,9 @@
  *            requesters by futex) are one-byte socketpair messages, sent only when the other side
  *            announced that it sleeps (notification suppression): the ceiling of shared-memory
  *            rings with socket doorbells, and of the "shared-memory doorbell" step.
+ *
+ * The executor takes all queued requests at once and completes each as soon as it is read
+ * (wake=each) or all after the batch (wake=batch: the woken threads preempt it less often).
  *
  * Written by hand because it is a measurement instrument: no library or nbdkit plugin hands a
  * request to another thread or process and waits for it, which is the one thing measured here.
@@ -88,6 +91,7 @@ struct shared {			/* one MAP_SHARED anonymous mapping */
 
 static char *path;
 static enum mode mode = M_THREAD;
+static bool wake_batch;			/* wake=batch: complete after the whole batch is read */
 static int fd = -1;
 static int64_t size;
 static struct shared *sh;
@@ -187,7 +191,20 @@ static int read_all(void *buf, uint32_t count, uint64_t off)
 	return 0;
 }
 
-/* The executor (worker thread or child process): serves the request queue until stopped. */
+/* A request is served: thread mode wakes its requester, process mode queues the completion. */
+static void done(struct slot *s)
+{
+	if (mode == M_PROCESS)
+		push(&sh->cq, (uint32_t)(s - sh->slots));
+	else
+		complete(s);
+}
+
+/*
+ * The executor (worker thread or child process): serves the request queue until stopped, a
+ * batch (all that is queued) at a time; wake=each completes each request as soon as it is read,
+ * wake=batch all of them after the batch (fewer preemptions of the executor by the woken).
+ */
 static void serve(int rfd, int wfd)
 {
 	for (;;) {
@@ -198,16 +215,19 @@ static void serve(int rfd, int wfd)
 				return;
 			continue;
 		}
-		while (i) {
-			struct slot *s = &sh->slots[i - 1];
-			uint32_t next = s->next;
+		for (uint32_t j = i; j;) {
+			struct slot *s = &sh->slots[j - 1];
 
+			j = s->next; /* before done(): then the slot is no longer ours */
 			s->result = read_all(mode == M_PROCESS ? s->data : s->dst, s->count, s->off);
-			if (mode == M_PROCESS)
-				push(&sh->cq, i - 1);
-			else
-				complete(s);
-			i = next;
+			if (!wake_batch)
+				done(s);
+		}
+		for (uint32_t j = wake_batch ? i : 0; j;) {
+			struct slot *s = &sh->slots[j - 1];
+
+			j = s->next;
+			done(s);
 		}
 		if (mode == M_PROCESS)
 			kick(&sh->cq, wfd);
@@ -262,7 +282,15 @@ static int handoff_config(const char *key, const char *value)
 		}
 		return 0;
 	}
-	nbdkit_error("unknown parameter '%s' (file, mode)", key);
+	if (!strcmp(key, "wake")) {
+		if (strcmp(value, "each") && strcmp(value, "batch")) {
+			nbdkit_error("wake=%s: not each or batch", value);
+			return -1;
+		}
+		wake_batch = !strcmp(value, "batch");
+		return 0;
+	}
+	nbdkit_error("unknown parameter '%s' (file, mode, wake)", key);
 	return -1;
 }
 
@@ -444,7 +472,8 @@ static struct nbdkit_plugin plugin = {
 	.longname = "maptbl bench: the cost of handing reads to a device outside the request thread",
 	.config = handoff_config,
 	.config_help = "file=PATH   the file to serve (read-only)\n"
-		       "mode=inline|thread|process   where the pread runs (default thread)",
+		       "mode=inline|thread|process   where the pread runs (default thread)\n"
+		       "wake=each|batch   complete each read as it is done (default) or a batch at once",
 	.get_ready = handoff_get_ready,
 	.after_fork = handoff_after_fork,
 	.unload = handoff_unload,

@@ -22,7 +22,8 @@
 # `echo 3 > drop_caches` then cannot turn page-cache reads into disk reads halfway), MAPTBL,
 # EMU, PLUGIN, FRAGMENT (the programs, default under BUILD_DIR). CEILING=1 (default off) adds,
 # after the sweep (SWEEP="" skips it), the ceiling of a device outside nbdkit's request thread:
-# nbdkit's file plugin against bench/nbd's handoff plugin (mode=inline, thread, process; HANDOFF).
+# nbdkit's file plugin against bench/nbd's handoff plugin (mode=inline, thread, process; HANDOFF;
+# CEILING_ARMS, default "file inline thread process", may add thread-batch, process-batch).
 # Without root, loop devices, nbdkit or fio it says so and exits 77.
 set -u
 BUILD=$(readlink -f "${1:-build}")
@@ -226,15 +227,17 @@ done
 # bench/nbd's handoff plugin on the same image, its pread in the request thread (inline), in one
 # worker thread (thread) or in a forked process (process), all with THREADS nbdkit threads.
 [ "${CEILING:-0}" = 1 ] || exit 0
-ARMS="file inline thread process"
+# An arm MODE-batch is the handoff plugin with mode=MODE wake=batch.
+ARMS=${CEILING_ARMS:-file inline thread process}
 declare -A APIDS
 for a in $ARMS; do
 	rm -f "$WORK/$a.sock"
 	if [ $a = file ]; then
 		nbdkit -f -r -t "$THREADS" -U "$WORK/$a.sock" file "$WORK/fs.img" 2>>"$WORK/nbdkit.log" &
 	else
-		nbdkit -f -r -t "$THREADS" -U "$WORK/$a.sock" "$HANDOFF" file="$WORK/fs.img" mode=$a \
-			2>>"$WORK/nbdkit.log" &
+		m=${a%-batch}
+		nbdkit -f -r -t "$THREADS" -U "$WORK/$a.sock" "$HANDOFF" file="$WORK/fs.img" mode=$m \
+			"wake=$([ $m = $a ] && echo each || echo batch)" 2>>"$WORK/nbdkit.log" &
 	fi
 	PIDS+=($!)
 	wait_socket "$WORK/$a.sock"
@@ -242,13 +245,13 @@ for a in $ARMS; do
 	# binding its socket: wait for it).
 	APIDS[$a]=$!
 	for i in $(seq 50); do
-		[ $a != process ] && break
+		[ "${a%-batch}" != process ] && break
 		c=$(cat /proc/$!/task/*/children) && [ -n "$c" ] && APIDS[$a]="$! $c" && break
 		sleep 0.1
 	done
 done
 echo "run.sh: ceiling (nbdkit -t $THREADS): load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '\n%-8s %4s %10s %7s %9s %12s %12s\n' arm QD IOPS "/file" "lat" "CPU/rq" "switches/rq"
+printf '\n%-13s %4s %10s %7s %9s %12s %12s\n' arm QD IOPS "/file" "lat" "CPU/rq" "switches/rq"
 for qd in 1 32; do
 	for a in $ARMS; do : >"$WORK/$a.iops"; : >"$WORK/$a.lat"; : >"$WORK/$a.cpu"; : >"$WORK/$a.cs"; done
 	for r in $(seq "$RUNS"); do
@@ -263,7 +266,7 @@ for qd in 1 32; do
 	anchor=$(median <"$WORK/file.iops")
 	for a in $ARMS; do
 		i=$(median <"$WORK/$a.iops")
-		printf '%-8s %4s %10s %7s %8.1fu %9s us %12s\n' $a $qd "$i" \
+		printf '%-13s %4s %10s %7s %8.1fu %9s us %12s\n' $a $qd "$i" \
 			"$(awk -v a="$i" -v b="$anchor" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
 			"$(median <"$WORK/$a.lat")" "$(median <"$WORK/$a.cpu")" "$(median <"$WORK/$a.cs")"
 	done
