@@ -23,7 +23,8 @@
 # EMU, PLUGIN, FRAGMENT (the programs, default under BUILD_DIR). CEILING=1 (default off) adds,
 # after the sweep (SWEEP="" skips it), the ceiling of a device outside nbdkit's request thread:
 # nbdkit's file plugin against bench/nbd's handoff plugin (mode=inline, thread, process; HANDOFF;
-# CEILING_ARMS, default "file inline thread process", may add thread-batch, process-batch).
+# CEILING_ARMS, default "file inline thread process"; also thread-batch, process-batch, and
+# ARM@N for nbdkit -t N).
 # Without root, loop devices, nbdkit or fio it says so and exits 77.
 set -u
 BUILD=$(readlink -f "${1:-build}")
@@ -227,17 +228,19 @@ done
 # bench/nbd's handoff plugin on the same image, its pread in the request thread (inline), in one
 # worker thread (thread) or in a forked process (process), all with THREADS nbdkit threads.
 [ "${CEILING:-0}" = 1 ] || exit 0
-# An arm MODE-batch is the handoff plugin with mode=MODE wake=batch.
+# An arm MODE-batch is the handoff plugin with mode=MODE wake=batch; ARM@N runs nbdkit -t N
+# (default THREADS), and its ratio is to file@N if that is an arm, else to the first arm.
 ARMS=${CEILING_ARMS:-file inline thread process}
 declare -A APIDS
 for a in $ARMS; do
 	rm -f "$WORK/$a.sock"
-	if [ $a = file ]; then
-		nbdkit -f -r -t "$THREADS" -U "$WORK/$a.sock" file "$WORK/fs.img" 2>>"$WORK/nbdkit.log" &
+	m=${a%@*} t=$THREADS
+	[ "$m" = "$a" ] || t=${a##*@}
+	if [ "$m" = file ]; then
+		nbdkit -f -r -t "$t" -U "$WORK/$a.sock" file "$WORK/fs.img" 2>>"$WORK/nbdkit.log" &
 	else
-		m=${a%-batch}
-		nbdkit -f -r -t "$THREADS" -U "$WORK/$a.sock" "$HANDOFF" file="$WORK/fs.img" mode=$m \
-			"wake=$([ $m = $a ] && echo each || echo batch)" 2>>"$WORK/nbdkit.log" &
+		nbdkit -f -r -t "$t" -U "$WORK/$a.sock" "$HANDOFF" file="$WORK/fs.img" mode=${m%-batch} \
+			"wake=$([ "${m%-batch}" = "$m" ] && echo each || echo batch)" 2>>"$WORK/nbdkit.log" &
 	fi
 	PIDS+=($!)
 	wait_socket "$WORK/$a.sock"
@@ -245,13 +248,13 @@ for a in $ARMS; do
 	# binding its socket: wait for it).
 	APIDS[$a]=$!
 	for i in $(seq 50); do
-		[ "${a%-batch}" != process ] && break
+		[ "${m%-batch}" != process ] && break
 		c=$(cat /proc/$!/task/*/children) && [ -n "$c" ] && APIDS[$a]="$! $c" && break
 		sleep 0.1
 	done
 done
 echo "run.sh: ceiling (nbdkit -t $THREADS): load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '\n%-13s %4s %10s %7s %9s %12s %12s\n' arm QD IOPS "/file" "lat" "CPU/rq" "switches/rq"
+printf '\n%-16s %4s %10s %7s %9s %12s %12s\n' arm QD IOPS "/file" "lat" "CPU/rq" "switches/rq"
 for qd in 1 32; do
 	for a in $ARMS; do : >"$WORK/$a.iops"; : >"$WORK/$a.lat"; : >"$WORK/$a.cpu"; : >"$WORK/$a.cs"; done
 	for r in $(seq "$RUNS"); do
@@ -263,10 +266,14 @@ for qd in 1 32; do
 			measure $a "nbd+unix:///?socket=$WORK/$a.sock" $qd ${APIDS[$a]}
 		done
 	done
-	anchor=$(median <"$WORK/file.iops")
+	set -- $ARMS
 	for a in $ARMS; do
+		anchor=$1
+		[ "${a%@*}" = "$a" ] || [ ! -s "$WORK/file@${a##*@}.iops" ] || anchor=file@${a##*@}
+		[ "${a%@*}" != "$a" ] || [ ! -s "$WORK/file.iops" ] || anchor=file
+		anchor=$(median <"$WORK/$anchor.iops")
 		i=$(median <"$WORK/$a.iops")
-		printf '%-13s %4s %10s %7s %8.1fu %9s us %12s\n' $a $qd "$i" \
+		printf '%-16s %4s %10s %7s %8.1fu %9s us %12s\n' $a $qd "$i" \
 			"$(awk -v a="$i" -v b="$anchor" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
 			"$(median <"$WORK/$a.lat")" "$(median <"$WORK/$a.cpu")" "$(median <"$WORK/$a.cs")"
 	done
