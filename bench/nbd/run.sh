@@ -239,7 +239,7 @@ for a in $ARMS; do
 	if [ "$m" = file ]; then
 		nbdkit -f -r -t "$t" -U "$WORK/$a.sock" file "$WORK/fs.img" 2>>"$WORK/nbdkit.log" &
 	else
-		nbdkit -f -r -t "$t" -U "$WORK/$a.sock" "$HANDOFF" file="$WORK/fs.img" mode=${m%-batch} \
+		nbdkit -f -r -t "$t" -U "$WORK/$a.sock" "$HANDOFF" file="$WORK/fs.img" "mode=${m%-batch}" \
 			"wake=$([ "${m%-batch}" = "$m" ] && echo each || echo batch)" 2>>"$WORK/nbdkit.log" &
 	fi
 	PIDS+=($!)
@@ -253,27 +253,29 @@ for a in $ARMS; do
 		sleep 0.1
 	done
 done
-echo "run.sh: ceiling (nbdkit -t $THREADS): load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "run.sh: ceiling (nbdkit -t $THREADS, ARM@N: -t N): load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '\n%-16s %4s %10s %7s %9s %12s %12s\n' arm QD IOPS "/file" "lat" "CPU/rq" "switches/rq"
 for qd in 1 32; do
 	for a in $ARMS; do : >"$WORK/$a.iops"; : >"$WORK/$a.lat"; : >"$WORK/$a.cpu"; : >"$WORK/$a.cs"; done
 	for r in $(seq "$RUNS"); do
 		# Alternately, each repetition starting with the next arm.
+		# shellcheck disable=SC2086 # ARMS: a list
 		set -- $ARMS
-		for k in $(seq $(((r - 1) % $#))); do set -- "${@:2}" "$1"; done
+		for _ in $(seq $(((r - 1) % $#))); do set -- "${@:2}" "$1"; done
 		for a in "$@"; do
 			# shellcheck disable=SC2086 # APIDS: one or two PIDs
-			measure $a "nbd+unix:///?socket=$WORK/$a.sock" $qd ${APIDS[$a]}
+			measure "$a" "nbd+unix:///?socket=$WORK/$a.sock" $qd ${APIDS[$a]}
 		done
 	done
+	# shellcheck disable=SC2086 # ARMS: a list
 	set -- $ARMS
 	for a in $ARMS; do
 		anchor=$1
 		[ "${a%@*}" = "$a" ] || [ ! -s "$WORK/file@${a##*@}.iops" ] || anchor=file@${a##*@}
-		[ "${a%@*}" != "$a" ] || [ ! -s "$WORK/file.iops" ] || anchor=file
+		[ "${a%@*}" != "$a" ] || [ ! -s "$WORK/file.iops" ] || anchor="file"
 		anchor=$(median <"$WORK/$anchor.iops")
 		i=$(median <"$WORK/$a.iops")
-		printf '%-16s %4s %10s %7s %8.1fu %9s us %12s\n' $a $qd "$i" \
+		printf '%-16s %4s %10s %7s %8.1fu %9s us %12s\n' "$a" $qd "$i" \
 			"$(awk -v a="$i" -v b="$anchor" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
 			"$(median <"$WORK/$a.lat")" "$(median <"$WORK/$a.cpu")" "$(median <"$WORK/$a.cs")"
 	done
