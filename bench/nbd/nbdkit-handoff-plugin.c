@@ -146,7 +146,7 @@ static void kick(struct queue *q, int wfd)
 	if (wfd < 0)
 		futex_wake(&q->sleeping);
 	else if (write(wfd, &b, 1) != 1)
-		return; /* the other side is gone: its requests fail as it goes */
+		return; /* the other side is gone: nbdkit is exiting (a bench: nothing to save) */
 }
 
 /*
