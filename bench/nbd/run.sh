@@ -20,7 +20,11 @@
 # THREADS (nbdkit threads, 32), PLUGIN_OPTS (more parameters for the maptbl plugin, e.g.
 # "poll=20"), WORKDIR (~1 GiB of image, default /dev/shm: other processes'
 # `echo 3 > drop_caches` then cannot turn page-cache reads into disk reads halfway), MAPTBL,
-# EMU, PLUGIN, FRAGMENT (the programs, default under BUILD_DIR).
+# EMU, PLUGIN, FRAGMENT (the programs, default under BUILD_DIR). CEILING=1 (default off) adds,
+# after the sweep (SWEEP="" skips it), the ceiling of a device outside nbdkit's request thread:
+# nbdkit's file plugin against bench/nbd's handoff plugin (mode=inline, thread, process; HANDOFF;
+# CEILING_ARMS, default "file inline thread process"; also thread-batch, process-batch, and
+# ARM@N for nbdkit -t N).
 # Without root, loop devices, nbdkit or fio it says so and exits 77.
 set -u
 BUILD=$(readlink -f "${1:-build}")
@@ -52,6 +56,9 @@ fio --enghelp=nbd >/dev/null 2>&1 || skip "this fio has no nbd engine (Debian's 
 for p in "$MAPTBL" "$EMU" "$PLUGIN" "$FRAGMENT" "$BENCH_EMU"; do
 	[ -e "$p" ] || { echo "run.sh: $p not found: build first (cmake --build $BUILD)" >&2; exit 2; }
 done
+HANDOFF=${HANDOFF:-$BUILD/bench/nbd/nbdkit-handoff-plugin.so}
+[ "${CEILING:-0}" != 1 ] || [ -e "$HANDOFF" ] ||
+	{ echo "run.sh: $HANDOFF not found: build first (needs nbdkit-plugin-dev)" >&2; exit 2; }
 
 WORKDIR=${WORKDIR:-/dev/shm}
 [ -d "$WORKDIR" ] || WORKDIR=${TMPDIR:-/var/tmp}
@@ -143,6 +150,18 @@ cpu_per_req() {
 		'BEGIN { printf "%.1f\n", n ? t / hz * 1e6 / (n * s) : 0 }'
 }
 
+# measure NAME URI QD PID...: one fio run on URI; appends its IOPS, mean latency, context
+# switches and CPU per request of the server processes PID... to $WORK/NAME.{iops,lat,cs,cpu}.
+measure() {
+	local name=$1 uri=$2 qd=$3 t0 i l
+	shift 3
+	t0=$(ticks "$@")
+	cs_start "$@"
+	read -r i l < <(fio_run "$uri" "$qd"); echo "${i:-0}" >>"$WORK/$name.iops"; echo "${l:-0}" >>"$WORK/$name.lat"
+	cs_stop "$i" >>"$WORK/$name.cs"
+	cpu_per_req "$t0" "$i" "$@" >>"$WORK/$name.cpu"
+}
+
 counters() { # counters FILE: VF 1's counters as "name value" lines
 	"$MAPTBL" vf stats 1 | awk 'NF == 2 && $2 ~ /^[0-9]+$/ { print $1, $2 }' >"$1"
 }
@@ -177,16 +196,8 @@ for cfg in $SWEEP; do
 		: >"$WORK/raw.cpu"; : >"$WORK/vf.cpu"; : >"$WORK/raw.cs"; : >"$WORK/vf.cs"
 		counters "$WORK/c0"
 		for r in $(seq "$RUNS"); do
-			t0=$(ticks $RAWPID)
-			cs_start $RAWPID
-			read -r i l < <(fio_run "$RAWURI" $qd); echo "${i:-0}" >>"$WORK/raw.iops"; echo "${l:-0}" >>"$WORK/raw.lat"
-			cs_stop "$i" >>"$WORK/raw.cs"
-			cpu_per_req $t0 "$i" $RAWPID >>"$WORK/raw.cpu"
-			t0=$(ticks $VFPID $EMUPID)
-			cs_start $VFPID $EMUPID
-			read -r i l < <(fio_run "$VFURI" $qd); echo "${i:-0}" >>"$WORK/vf.iops"; echo "${l:-0}" >>"$WORK/vf.lat"
-			cs_stop "$i" >>"$WORK/vf.cs"
-			cpu_per_req $t0 "$i" $VFPID $EMUPID >>"$WORK/vf.cpu"
+			measure raw "$RAWURI" $qd $RAWPID
+			measure vf "$VFURI" $qd $VFPID $EMUPID
 		done
 		counters "$WORK/c1"
 		d() { echo $(($(counter "$WORK/c1" "$1") - $(counter "$WORK/c0" "$1"))); }
@@ -211,3 +222,63 @@ for cfg in $SWEEP; do
 	"$BENCH_EMU" "emu:$WORK/emu.sock" 1 5000 | sed "s/^/  $cfg without NBD: /"
 	stop_daemons
 done
+
+# CEILING=1: the ceiling of a device outside nbdkit's request thread (docs/PERFORMANCE.md, "The
+# ceiling of a device outside the request thread"): nbdkit's file plugin (the anchor) against
+# bench/nbd's handoff plugin on the same image, its pread in the request thread (inline), in one
+# worker thread (thread) or in a forked process (process), all with THREADS nbdkit threads.
+[ "${CEILING:-0}" = 1 ] || exit 0
+# An arm MODE-batch is the handoff plugin with mode=MODE wake=batch; ARM@N runs nbdkit -t N
+# (default THREADS), and its ratio is to file@N if that is an arm, else to the first arm.
+ARMS=${CEILING_ARMS:-file inline thread process}
+declare -A APIDS
+for a in $ARMS; do
+	rm -f "$WORK/$a.sock"
+	m=${a%@*} t=$THREADS
+	[ "$m" = "$a" ] || t=${a##*@}
+	if [ "$m" = file ]; then
+		nbdkit -f -r -t "$t" -U "$WORK/$a.sock" file "$WORK/fs.img" 2>>"$WORK/nbdkit.log" &
+	else
+		nbdkit -f -r -t "$t" -U "$WORK/$a.sock" "$HANDOFF" file="$WORK/fs.img" "mode=${m%-batch}" \
+			"wake=$([ "${m%-batch}" = "$m" ] && echo each || echo batch)" 2>>"$WORK/nbdkit.log" &
+	fi
+	PIDS+=($!)
+	wait_socket "$WORK/$a.sock"
+	# The server's processes: nbdkit and, in process mode, the executor it forks (after
+	# binding its socket: wait for it).
+	APIDS[$a]=$!
+	for i in $(seq 50); do
+		[ "${m%-batch}" != process ] && break
+		c=$(cat /proc/$!/task/*/children) && [ -n "$c" ] && APIDS[$a]="$! $c" && break
+		sleep 0.1
+	done
+done
+echo "run.sh: ceiling (nbdkit -t $THREADS, ARM@N: -t N): load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '\n%-16s %4s %10s %7s %9s %12s %12s\n' arm QD IOPS "/file" "lat" "CPU/rq" "switches/rq"
+for qd in 1 32; do
+	for a in $ARMS; do : >"$WORK/$a.iops"; : >"$WORK/$a.lat"; : >"$WORK/$a.cpu"; : >"$WORK/$a.cs"; done
+	for r in $(seq "$RUNS"); do
+		# Alternately, each repetition starting with the next arm.
+		# shellcheck disable=SC2086 # ARMS: a list
+		set -- $ARMS
+		for _ in $(seq $(((r - 1) % $#))); do set -- "${@:2}" "$1"; done
+		for a in "$@"; do
+			# shellcheck disable=SC2086 # APIDS: one or two PIDs
+			measure "$a" "nbd+unix:///?socket=$WORK/$a.sock" $qd ${APIDS[$a]}
+		done
+	done
+	# shellcheck disable=SC2086 # ARMS: a list
+	set -- $ARMS
+	for a in $ARMS; do
+		anchor=$1
+		[ "${a%@*}" = "$a" ] || [ ! -s "$WORK/file@${a##*@}.iops" ] || anchor=file@${a##*@}
+		[ "${a%@*}" != "$a" ] || [ ! -s "$WORK/file.iops" ] || anchor="file"
+		anchor=$(median <"$WORK/$anchor.iops")
+		i=$(median <"$WORK/$a.iops")
+		printf '%-16s %4s %10s %7s %8.1fu %9s us %12s\n' "$a" $qd "$i" \
+			"$(awk -v a="$i" -v b="$anchor" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
+			"$(median <"$WORK/$a.lat")" "$(median <"$WORK/$a.cpu")" "$(median <"$WORK/$a.cs")"
+	done
+	for a in $ARMS; do echo "  runs $a: $(tr '\n' ' ' <"$WORK/$a.iops")"; done
+done
+echo "run.sh: ceiling done: load $(cut -d' ' -f1-3 /proc/loadavg)"
