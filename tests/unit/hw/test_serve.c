@@ -12,7 +12,9 @@
  *  - a table opened in place: updates write the caller's buffer (the live word a device reads
  *    changes there), a second open of the buffer sees them, free leaves the buffer alone; bad
  *    flags and a misaligned buffer are refused;
- *  - maptbl_hw_serve_opts_init() and the option checks of maptbl_hw_serve_open().
+ *  - maptbl_hw_serve_opts_init() and the option checks of maptbl_hw_serve_open();
+ *  - commit_mark() and commit() (CTRL.COMMIT, REGISTERS.md §12.6) on a fake register file, as a
+ *    1.1 device and as a 1.0 one that drops the bit.
  * The service end to end (emulator, filesystems, nbdkit) is tests/hw/040 ... 070.
  */
 #define _GNU_SOURCE
@@ -264,6 +266,84 @@ static int no_map(void *ctx, const struct maptbl_hw_map_req *req,
 	return -EIO;
 }
 
+/*
+ * commit_mark() and commit() against a register file of VF 1's CTRL (a fake backend): a device
+ * that keeps CTRL.COMMIT (1.1) gets the bit set once, commit() clears it and syncs; a device that
+ * drops the unknown bit (1.0) makes the service sync at once and at every fault after, with the
+ * bit never relied on. A failing register access is fatal to the service.
+ */
+static uint32_t fake_ctrl, fake_writes;
+static bool fake_v10, fake_fail;
+
+static int fake_read32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t *val)
+{
+	(void)hw;
+	(void)fn;
+	if (fake_fail)
+		return -ENOTCONN;
+	assert_int_equal(off, MAPTBL_REG_PF_VFCFG(1) + MAPTBL_VFCFG_CTRL);
+	*val = fake_ctrl;
+	return 0;
+}
+
+static int fake_write32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t val)
+{
+	(void)hw;
+	(void)fn;
+	assert_int_equal(off, MAPTBL_REG_PF_VFCFG(1) + MAPTBL_VFCFG_CTRL);
+	fake_writes++;
+	fake_ctrl = fake_v10 ? val & 0x7u : val;
+	return 0;
+}
+
+static void test_commit_mark(void **state)
+{
+	static const struct maptbl_hw_ops ops = { .read32 = fake_read32, .write32 = fake_write32 };
+	struct maptbl_hw hw = { .ops = &ops };
+	struct maptbl_hw_serve s = { .hw = &hw };
+	char path[] = "/var/tmp/maptbl-test-serve.XXXXXX";
+	struct sv_vf v = { .fd = mkstemp(path), .dfd = -1 };
+	const uint32_t on = MAPTBL_VFCFG_CTRL_ENABLE | MAPTBL_VFCFG_CTRL_READ_ONLY;
+
+	(void)state;
+	assert_true(v.fd >= 0);
+	/* 1.1: the bit is set with the other bits kept, once; the service remembers it. */
+	fake_ctrl = on;
+	assert_int_equal(commit_mark(&s, 1, &v), 0);
+	assert_int_equal(fake_ctrl, on | MAPTBL_VFCFG_CTRL_COMMIT);
+	assert_true(v.commit);
+	assert_false(v.sync_each);
+	assert_int_equal(fake_writes, 1);
+	assert_int_equal(commit_mark(&s, 1, &v), 0);
+	assert_int_equal(fake_writes, 1);
+	/* The VF flushed: the bit is cleared (the others kept) and the file synced. */
+	assert_int_equal(commit(&s, 1, &v), 0);
+	assert_int_equal(fake_ctrl, on);
+	assert_false(v.commit);
+	/* MAPTBL_SERVE_SYNC=fault: the bit is never touched. */
+	s.sync_each = true;
+	assert_int_equal(commit_mark(&s, 1, &v), 0);
+	assert_int_equal(fake_writes, 2);
+	assert_int_equal(fake_ctrl, on);
+	s.sync_each = false;
+	/* 1.0: the bit does not stick: synced now, every fault syncs, the bit is not asked again. */
+	fake_v10 = true;
+	assert_int_equal(commit_mark(&s, 1, &v), 0);
+	assert_true(v.sync_each);
+	assert_false(v.commit);
+	assert_int_equal(fake_writes, 3);
+	assert_int_equal(commit_mark(&s, 1, &v), 0);
+	assert_int_equal(fake_writes, 3);
+	/* The device is gone: an error, and the service is done. */
+	v.sync_each = false;
+	fake_fail = true;
+	assert_int_equal(commit_mark(&s, 1, &v), -ENOTCONN);
+	assert_int_equal(s.fatal, -ENOTCONN);
+	fake_fail = false;
+	unlink(path);
+	vf_close_file(&v);
+}
+
 static void test_opts(void **state)
 {
 	struct maptbl_hw_serve_opts o;
@@ -313,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_zero_holes),
 		cmocka_unit_test(test_open_inplace),
 		cmocka_unit_test(test_opts),
+		cmocka_unit_test(test_commit_mark),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
