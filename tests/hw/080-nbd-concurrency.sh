@@ -96,6 +96,17 @@ head -c $((BLOCKS * BS)) /dev/urandom >"$WORK/w"
 # are taken and time out (the other threads wait for a slot).
 # nbdcopy gives up at its first error; if some of its requests had not reached the plugin by
 # then, copy again (the VF is still stalled) until every slot was abandoned.
+# nbdkit 1.32 (Debian 12) can abort when a client leaves with replies still pending: one
+# thread's reply meets the closed socket (EPIPE) and closes it, another's then fails
+# "connections.c: raw_send_socket: Assertion `sock >= 0'" (nbdkit's own race, not the plugin's:
+# seen in 2 of about 8 runs under load). These copies leave at their first error by design;
+# when nbdkit died that way the checks that need it are not run, and the test says so.
+nbdkit_died_of_its_race() {
+	grep -q "raw_send_socket: Assertion" "$WORK/nbdkit.log" || return 1
+	echo "SKIP (the rest): nbdkit aborted in raw_send_socket (its race when a client leaves" \
+		"with replies pending); the checks after it are not run this time"
+	return 0
+}
 n=0
 for try in 1 2 3; do
 	start=$(date +%s)
@@ -109,6 +120,7 @@ for try in 1 2 3; do
 	echo "copy $try: $(head -c 300 "$WORK/tcopy.err")"
 	[ "$n" -ge 64 ] && break
 done
+nbdkit_died_of_its_race && { [ $FAILED = 0 ] && exit 77; exit $FAILED; }
 check "timeouts: all 64 request slots timed out ($n)" [ "$n" -ge 64 ]
 # Every slot is held by an abandoned request now: new requests find none, and time out too.
 timeout 30 nbdcopy --connections=1 --requests=16 --request-size=$BS "$WORK/w" \
@@ -116,6 +128,8 @@ timeout 30 nbdcopy --connections=1 --requests=16 --request-size=$BS "$WORK/w" \
 rc=$?
 check "timeouts: a copy that finds no free slot fails (not hangs)" [ $rc != 0 -a $rc != 124 ]
 check "timeouts: the plugin says no slot came free" grep -q "no request slot free within 2000 ms" "$WORK/nbdkit.log"
+sleep 2.5 # the requests of that copy still in the plugin time out now
+nbdkit_died_of_its_race && { [ $FAILED = 0 ] && exit 77; exit $FAILED; }
 "$MAPTBL" --json vf list >"$WORK/list.json"
 check "timeouts: VF 1 is still stalled on the hole" grep -q '"stalled": true' "$WORK/list.json"
 # Service the fault by hand: the hole's blocks written through the filesystem, walk again.
