@@ -37,7 +37,9 @@
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "8-byte atomics must be lock-free");
 _Static_assert(sizeof(unsigned long long) == 8, "8-byte live word");
 
-enum { SLOT_FREE = 0, SLOT_LIVE = 1, SLOT_NEW = 2, SLOT_RETIRED = 3, SLOT_HEADER = 4 };
+/* SLOT_SQUEEZED: only inside write_node()'s squeeze of the pending list. */
+enum { SLOT_FREE = 0, SLOT_LIVE = 1, SLOT_NEW = 2, SLOT_RETIRED = 3, SLOT_HEADER = 4,
+       SLOT_SQUEEZED = 5 };
 
 struct retired {
 	uint32_t node;
@@ -386,9 +388,18 @@ static int write_node(struct upd *u, unsigned kind, unsigned level, const struct
 	if (ws->npend == ws->nslots) { /* a slot allocated, freed and allocated again: squeeze */
 		size_t i, k = 0;
 
+		/*
+		 * Keep each slot still new once. This used to keep every entry of a new slot, so a
+		 * slot allocated, freed and allocated again stayed twice, the list stayed full and
+		 * the next entry went past its end (fuzz_update: tests/fuzz/regress/update).
+		 */
 		for (i = 0; i < ws->npend; i++)
-			if (ws->slot[ws->pend[i]] == SLOT_NEW)
+			if (ws->slot[ws->pend[i]] == SLOT_NEW) {
+				ws->slot[ws->pend[i]] = SLOT_SQUEEZED;
 				ws->pend[k++] = ws->pend[i];
+			}
+		for (i = 0; i < k; i++)
+			ws->slot[ws->pend[i]] = SLOT_NEW;
 		ws->npend = k;
 	}
 	if (!ws->pend) {
