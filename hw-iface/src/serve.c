@@ -142,6 +142,17 @@ static int reg_r32(struct maptbl_hw_serve *s, uint32_t off, uint32_t *val);
 static int reg_w32(struct maptbl_hw_serve *s, uint32_t off, uint32_t val);
 static uint32_t vfcfg(unsigned vf, uint32_t reg);
 
+/* Clear VF @vf's CTRL.COMMIT (read, then written without it if it was set). */
+static int commit_clear(struct maptbl_hw_serve *s, unsigned vf)
+{
+	uint32_t ctrl;
+	int err = reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), &ctrl);
+
+	if (!err && (ctrl & MAPTBL_VFCFG_CTRL_COMMIT))
+		err = reg_w32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), ctrl & ~MAPTBL_VFCFG_CTRL_COMMIT);
+	return err;
+}
+
 /*
  * The service ends: nobody will answer COMMIT faults. What it mapped and its filesystem has not
  * committed is committed now, then CTRL.COMMIT cleared, then a flush that stalled on it
@@ -150,7 +161,7 @@ static uint32_t vfcfg(unsigned vf, uint32_t reg);
  */
 static void commit_close(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v)
 {
-	uint32_t ctrl, st, fi;
+	uint32_t st, fi;
 
 	if (!v->commit || v->fd < 0)
 		return;
@@ -159,9 +170,7 @@ static void commit_close(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v
 			   "VF's next flush asks again", vf, v->path, strerror(errno));
 		return;
 	}
-	if (s->fatal || reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), &ctrl) ||
-	    reg_w32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), ctrl & ~MAPTBL_VFCFG_CTRL_COMMIT) ||
-	    reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_STATUS), &st) ||
+	if (s->fatal || commit_clear(s, vf) || reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_STATUS), &st) ||
 	    reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_FAULT_INFO), &fi))
 		return;
 	v->commit = false;
@@ -349,12 +358,9 @@ static int commit_mark(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v)
  */
 static int commit(struct maptbl_hw_serve *s, unsigned vf, struct sv_vf *v)
 {
-	uint32_t ctrl;
 	int err;
 
-	if ((err = reg_r32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), &ctrl)) ||
-	    ((ctrl & MAPTBL_VFCFG_CTRL_COMMIT) &&
-	     (err = reg_w32(s, vfcfg(vf, MAPTBL_VFCFG_CTRL), ctrl & ~MAPTBL_VFCFG_CTRL_COMMIT))))
+	if ((err = commit_clear(s, vf)))
 		return err;
 	v->commit = false;
 	if (fdatasync(v->fd)) {
