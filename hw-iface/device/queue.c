@@ -415,8 +415,16 @@ static void raise_fault(struct mtdev *d, struct mtdev_fn *f, unsigned reason, ui
 	mtdev_log(d, MTDEV_LOG_INFO, "VF %u: %s fault at block %llu, %llu blocks, reason %u, tag %u",
 		  f->num, write ? "write" : "read", (unsigned long long)lba, (unsigned long long)n,
 		  reason, f->cur.tag);
-	mtdev_raise(d, &d->fn[0], MAPTBL_VEC_FAULT);
+	/*
+	 * The entry first, then the interrupt (as a device's MSI follows its DMA write): a host
+	 * woken by the interrupt finds the entry. This used to raise first, and a host that looked
+	 * at the queue before the entry was written found it empty and went back to sleep; the
+	 * FAULT bit already set, the entry raised no interrupt (bench/serve/run.sh: faults waited
+	 * for the service's 100 ms poll). Raised again for a fault the queue has no room for: the
+	 * bit tells the host to look at the VFs' registers.
+	 */
 	mtdev_fq_post(d);
+	mtdev_raise(d, &d->fn[0], MAPTBL_VEC_FAULT);
 }
 
 /* Stall the current request on run @x (@n blocks of it inside the request) and raise a fault. */

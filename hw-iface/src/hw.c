@@ -717,6 +717,7 @@ MAPTBL_API int maptbl_hw_fault_read(struct maptbl_hw *hw, struct maptbl_hw_fault
 				    size_t max, int timeout_ms)
 {
 	int64_t end = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	bool woke = false;
 	size_t n;
 
 	if (!hw_ok(hw) || !hw->fq || (max && !out))
@@ -757,13 +758,25 @@ MAPTBL_API int maptbl_hw_fault_read(struct maptbl_hw *hw, struct maptbl_hw_fault
 		}
 		if (timeout_ms == 0 || (timeout_ms > 0 && now_ms() >= end))
 			return 0;
+		if (woke) {
+			/*
+			 * Woken, and nothing there: FAULT is an edge (INT_STATUS 0 to 1, §1), so clear
+			 * it and look once more before sleeping, or the next entry raises nothing and
+			 * waits for the 100 ms poll below.
+			 */
+			woke = false;
+			if ((err = hw->ops->write32(hw, 0, MAPTBL_REG_INT_STATUS, MAPTBL_INT_FAULT)))
+				return err;
+			continue;
+		}
 		{
 			int64_t left = timeout_ms < 0 ? 100 : end - now_ms();
-			uint32_t v;
+			uint32_t v = 0;
 
 			err = hw->ops->wait_irq(hw, 0, (int)(left < 100 ? left : 100), &v);
 			if (err && err != -ETIMEDOUT)
 				return err;
+			woke = !err;
 		}
 	}
 }

@@ -54,7 +54,6 @@
 /* Sequential writes: allocation units at most per fault (32 MiB with the default unit). */
 #define MAX_AHEAD_UNITS 32u
 #define MIN_SPARE_NODES 64
-#define HOT_MS 1000
 
 struct sv_vf {
 	struct maptbl_table *t;	/* in place on the VF's table memory, NULL until needed */
@@ -89,7 +88,6 @@ struct maptbl_hw_serve {
 	struct sv_vf vf[MAPTBL_HW_MAX_VFS + 1];
 	uint64_t pf_bytes;	/* size of the disk the device serves */
 	int64_t last_scan;	/* ms; 0 = never */
-	int64_t hot_until;	/* ns: poll the queue until then (faults came recently) */
 	int fatal;		/* a register access failed: the device is gone */
 	bool started;		/* this service started the fault queue */
 	void *zero;		/* ZERO_CHUNK zeros, aligned for O_DIRECT; read by both threads */
@@ -1409,20 +1407,13 @@ MAPTBL_API int maptbl_hw_serve_run(struct maptbl_hw_serve *s, int timeout_ms)
 	if ((err = reg_w32(s, MAPTBL_REG_INT_STATUS, MAPTBL_INT_FAULT)))
 		return err;
 	/*
-	 * While faults come (a VM writing into a sparse file), look at the queue every millisecond:
-	 * a write faults again as soon as its retry reaches the next unit, and waiting for the
-	 * interrupt measured 100 ms per fault on the emulator (bench/serve/run.sh; the FAULT
-	 * interrupt did not wake maptbl_hw_fault_read() there). Idle for a second, wait for the
-	 * interrupt (or its 100 ms poll) again.
+	 * Sleep until the FAULT interrupt (or the 100 ms poll of maptbl_hw_fault_read()). While
+	 * faults came, this used to look at the queue every millisecond instead, because the
+	 * interrupt did not wake the service: the device raised it before it wrote the entry, and
+	 * a service that looked in between slept on with the bit set. The polls cost each VM
+	 * request on the emulator ~0.1 ms (PERFORMANCE.md run G).
 	 */
-	if (now_ns() < s->hot_until) {
-		int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
-
-		while (!(n = maptbl_hw_fault_read(s->hw, f, max, 0)) && now_ns() < end)
-			usleep(1000);
-	} else {
-		n = maptbl_hw_fault_read(s->hw, f, max, timeout_ms);
-	}
+	n = maptbl_hw_fault_read(s->hw, f, max, timeout_ms);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {
@@ -1432,7 +1423,5 @@ MAPTBL_API int maptbl_hw_serve_run(struct maptbl_hw_serve *s, int timeout_ms)
 	}
 	if (n && (err = maptbl_hw_fault_ack(s->hw, (unsigned)n)))
 		return err;
-	if (served)
-		s->hot_until = now_ns() + (int64_t)HOT_MS * 1000000;
 	return served;
 }

@@ -276,6 +276,9 @@ MAPTBL_API int maptbl_hw_fault_stop(struct maptbl_hw *hw);
 /**
  * @brief Copy up to @p max new fault entries, waiting up to @p timeout_ms (< 0 for ever, 0 not
  * at all) for the first. The entries stay in the queue until maptbl_hw_fault_ack().
+ * The wait sleeps on the PF's FAULT interrupt (an edge on INT_STATUS.FAULT: clear that bit before
+ * the call so that an entry posted after it interrupts the sleep; a wake-up that finds nothing
+ * clears it itself before sleeping again), and looks at the queue at least every 100 ms.
  * @return the number copied (0 on timeout), -EINVAL (queue not started), -EIO (queue stopped
  * with an error), -errno.
  */

@@ -132,6 +132,13 @@ static void cb_irq(void *ctx, unsigned fn, unsigned vector)
 
 	if (fn < DEVH_FNS && vector < MAPTBL_NR_VECTORS)
 		h->irqs[fn][vector]++;
+	if (fn == 0 && vector == MAPTBL_VEC_FAULT && h->fq_size) { /* is the entry there yet? */
+		const struct maptbl_hw_fault *f =
+			devh_ptr(h, h->fq + (uint64_t)h->fq_head * sizeof(*f), sizeof(*f));
+
+		if (f && (maptbl_le16_to_cpu(f->flags) & MAPTBL_FAULT_F_PHASE) != h->fq_phase)
+			h->fault_irq_early++;
+	}
 }
 
 static void cb_log(void *ctx, enum mtdev_log_cat cat, const char *msg)

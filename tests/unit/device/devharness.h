@@ -44,6 +44,7 @@ struct devh {
 	uint8_t *disk;
 	uint64_t disk_size;
 	unsigned irqs[DEVH_FNS][MAPTBL_NR_VECTORS];
+	unsigned fault_irq_early;	/* FAULT interrupts raised with no new entry in the queue */
 	unsigned guest_errors, logs;
 	bool verbose;
 	bool audit;

@@ -591,6 +591,7 @@ static void test_write_fault_fill(void **state)
 	assert_int_equal(rd32(&h, 0, cfg + MAPTBL_VFCFG_FAULT_INFO),
 			 maptbl_hw_fault_info(MAPTBL_FAULT_HOLE, 1));
 	assert_int_equal(h.irqs[0][MAPTBL_VEC_FAULT], 1);
+	assert_int_equal(h.fault_irq_early, 0);	/* the entry came before the interrupt */
 	assert_true(rd32(&h, 0, MAPTBL_REG_INT_STATUS) & MAPTBL_INT_FAULT);
 	assert_true(devh_fault(&h, &f));
 	assert_int_equal(maptbl_le64_to_cpu(f.lba), 8);

@@ -14,7 +14,9 @@
  *    flags and a misaligned buffer are refused;
  *  - maptbl_hw_serve_opts_init() and the option checks of maptbl_hw_serve_open();
  *  - commit_mark() and commit() (CTRL.COMMIT, REGISTERS.md §12.6) on a fake register file, as a
- *    1.1 device and as a 1.0 one that drops the bit.
+ *    1.1 device and as a 1.0 one that drops the bit;
+ *  - maptbl_hw_fault_read() on a fake device whose FAULT interrupt is an edge: a wake-up with
+ *    nothing in the queue clears the bit before the next sleep.
  * The service end to end (emulator, filesystems, nbdkit) is tests/hw/040 ... 070.
  */
 #define _GNU_SOURCE
@@ -344,6 +346,85 @@ static void test_commit_mark(void **state)
 	vf_close_file(&v);
 }
 
+/*
+ * maptbl_hw_fault_read() against a fake device whose FAULT interrupt is an edge (raised only when
+ * INT_STATUS goes from 0 to 1): woken by an interrupt with nothing in the queue (a wake-up whose
+ * entry the host already took, or one raised before its entry), it clears the bit and looks
+ * again before it sleeps, so the next entry interrupts the sleep. This used to be missing: the
+ * next entry raised nothing, and the service found it only at the 100 ms poll.
+ */
+static struct maptbl_hw_fault fq_mem[4];
+static uint32_t fq_int_status;
+static unsigned fq_waits, fq_timeouts, fq_post_at;
+static bool fq_irq;
+
+static int fq_read32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t *val)
+{
+	(void)hw;
+	assert_int_equal(fn, 0);
+	assert_int_equal(off, MAPTBL_REG_PF_FQ_STATUS);
+	*val = MAPTBL_FQ_STATUS_RUNNING;
+	return 0;
+}
+
+static int fq_write32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t val)
+{
+	(void)hw;
+	assert_int_equal(fn, 0);
+	assert_int_equal(off, MAPTBL_REG_INT_STATUS);
+	fq_int_status &= ~val;
+	return 0;
+}
+
+/* The device posts entry 0 while the host sleeps in its fq_post_at-th wait (1-based). */
+static int fq_wait_irq(struct maptbl_hw *hw, unsigned fn, int timeout_ms, uint32_t *vectors)
+{
+	(void)hw, (void)fn, (void)timeout_ms;
+	if (++fq_waits == fq_post_at) {
+		fq_mem[0].lba = maptbl_cpu_to_le64(42);
+		fq_mem[0].vf = maptbl_cpu_to_le16(1);
+		fq_mem[0].flags = maptbl_cpu_to_le16(MAPTBL_FAULT_F_PHASE);
+		if (!(fq_int_status & MAPTBL_INT_FAULT))
+			fq_irq = true;
+		fq_int_status |= MAPTBL_INT_FAULT;
+	}
+	if (fq_irq) {
+		fq_irq = false;
+		*vectors = MAPTBL_INT_FAULT;
+		return 0;
+	}
+	fq_timeouts++; /* the real wait sleeps up to 100 ms here */
+	return -ETIMEDOUT;
+}
+
+static void test_fault_read_edge(void **state)
+{
+	static const struct maptbl_hw_ops ops = { .read32 = fq_read32, .write32 = fq_write32,
+						  .wait_irq = fq_wait_irq };
+	struct maptbl_hw_dma dma = { .vaddr = fq_mem, .len = sizeof(fq_mem) };
+	struct maptbl_hw hw = { .magic = HW_MAGIC, .ops = &ops, .fq = &dma, .fq_size = 4,
+				.fq_phase = MAPTBL_FAULT_F_PHASE };
+	struct maptbl_hw_fault_entry e;
+
+	(void)state;
+	/* The last fault's bit is still set, and a stale interrupt wakes the first sleep. */
+	fq_int_status = MAPTBL_INT_FAULT;
+	fq_irq = true;
+	fq_post_at = 2;
+	assert_int_equal(maptbl_hw_fault_read(&hw, &e, 1, 1000), 1);
+	assert_int_equal(e.lba, 42);
+	assert_int_equal(e.vf, 1);
+	assert_int_equal(fq_waits, 2);
+	assert_int_equal(fq_timeouts, 0); /* the entry's own interrupt woke the second sleep */
+	/* Nothing comes: the wait gives up at its time-out, with nothing read. */
+	memset(fq_mem, 0, sizeof(fq_mem));
+	hw.fq_head = 0;
+	fq_waits = fq_timeouts = 0;
+	fq_post_at = 0;
+	assert_int_equal(maptbl_hw_fault_read(&hw, &e, 1, 0), 0);
+	assert_int_equal(fq_waits, 0);
+}
+
 static void test_opts(void **state)
 {
 	struct maptbl_hw_serve_opts o;
@@ -394,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_open_inplace),
 		cmocka_unit_test(test_opts),
 		cmocka_unit_test(test_commit_mark),
+		cmocka_unit_test(test_fault_read_edge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
