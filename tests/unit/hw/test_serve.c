@@ -4,6 +4,7 @@
  * static functions) and the in-place table it updates (MAPTBL_OPEN_INPLACE):
  *  - alloc_range(): units around the fault, clipped to the VF and, past the end of the file, to
  *    the end of the write (the file's size follows the highest block written);
+ *  - ready_end(): a fault on a range the zeroing thread prepared maps what it finished after it;
  *  - write_zeros(): zeros go exactly to the holes and unwritten extents of a range, never over
  *    written data (checked on a real file: written blocks keep their bytes), buffered, direct
  *    and with FALLOC_FL_WRITE_ZEROES first;
@@ -261,6 +262,32 @@ static void test_open_inplace(void **state)
 	free(buf);
 }
 
+/*
+ * ready_end(): a fault maps on to the end of what the zeroing thread finished without a gap, and
+ * never over a range the thread still has (queued or being zeroed).
+ */
+static void test_ready_end(void **state)
+{
+	struct maptbl_hw_serve s = { .ahead_running = true };
+	struct sv_vf v = { .ready_lo = 100, .ready_hi = 300 };
+
+	(void)state;
+	pthread_mutex_init(&s.mu, NULL);
+	assert_int_equal(ready_end(&s, &v, 200), 300);
+	assert_int_equal(ready_end(&s, &v, 300), 300);	/* nothing beyond */
+	assert_int_equal(ready_end(&s, &v, 50), 50);	/* a gap before what is ready */
+	v.ahead[1] = (struct ahead_job){ .state = AHEAD_QUEUED, .lo = 300, .hi = 400 };
+	assert_int_equal(ready_end(&s, &v, 200), 300);	/* a queued range after it: not touched */
+	v.ahead[0] = (struct ahead_job){ .state = AHEAD_BUSY, .lo = 250, .hi = 300 };
+	assert_int_equal(ready_end(&s, &v, 200), 250);	/* being zeroed again: up to it only */
+	v.ahead[0].lo = 150;
+	assert_int_equal(ready_end(&s, &v, 200), 200);
+	s.ahead_running = false;			/* no thread: only the fault's own range */
+	v.ahead[0].state = v.ahead[1].state = AHEAD_NONE;
+	assert_int_equal(ready_end(&s, &v, 200), 200);
+	pthread_mutex_destroy(&s.mu);
+}
+
 static int no_map(void *ctx, const struct maptbl_hw_map_req *req,
 		  int (*add)(void *sink, const struct maptbl_extent *e), void *sink)
 {
@@ -470,6 +497,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alloc_range),
 		cmocka_unit_test(test_alloc_ahead),
+		cmocka_unit_test(test_ready_end),
 		cmocka_unit_test(test_write_zeros),
 		cmocka_unit_test(test_zero_holes),
 		cmocka_unit_test(test_open_inplace),
