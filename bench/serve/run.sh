@@ -14,11 +14,15 @@
 # flushes once at the end of each sequential pass (end_fsync: NBD FLUSH), in both arms, so the
 # ratio counts the commit (and the anchor's own flush: the writeback of its data); default 0, no
 # flush. MAPTBL_SERVE_SYNC=fault in the environment measures the sync at every fault instead.
+# The image is a disk: allocated in the machine's filesystem (fallocate), and read into the page
+# cache before every sequential pass, so that neither arm pays for memory the other was given
+# (PERFORMANCE.md run G: a write into a page new to this guest costs ~20 us here, and only the
+# sparse arm's blocks were new). COLD=1: a sparse image, nothing read first (runs A-F).
 # Needs root, loop devices, nbdkit, fio (with its nbd engine). Medians over REPS runs.
 # Usage: bench/serve/run.sh BUILD_DIR [SIZE_MIB (default 256)] [REPS (default 3)] [ALLOC_UNIT (1M)]
 set -eu
 B=$(cd "${1:?usage: run.sh BUILD_DIR [SIZE_MIB] [REPS] [ALLOC_UNIT]}" && pwd)
-SIZE=${2:-256} REPS=${3:-3} AU=${4:-1M} END_FSYNC=${END_FSYNC:-0}
+SIZE=${2:-256} REPS=${3:-3} AU=${4:-1M} END_FSYNC=${END_FSYNC:-0} COLD=${COLD:-0}
 MAPTBL=$B/cli/maptbl EMU=$B/hw-iface/emu/maptbl-emu PLUGIN=$B/hw-iface/nbd/nbdkit-maptbl-plugin.so
 for t in fio nbdkit losetup mkfs.ext4; do command -v $t >/dev/null || { echo "no $t"; exit 77; }; done
 W=$(mktemp -d /var/tmp/maptbl-bench-serve.XXXXXX)
@@ -32,6 +36,8 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$W"
 }
 trap cleanup EXIT
+# Every page of the image resident before a timed pass (not COLD).
+warm() { [ "$COLD" = 1 ] || dd if="$W/fs.img" of=/dev/null bs=4M status=none; }
 wait_for() { for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "nan" }'; }
 pct() { # pct P < values
@@ -43,7 +49,11 @@ fio_bw() { # fio_bw SOCK RW BS SIZE_MIB [OFFSET_MIB [END_FSYNC]]: MiB/s
 		--terse-version=3 2>/dev/null | awk -F';' '$1 == 3 { printf "%.1f\n", $48 / 1024 }'
 }
 
-truncate -s $((4 * SIZE + 512))M "$W/fs.img"
+if [ "$COLD" = 1 ]; then
+	truncate -s $((4 * SIZE + 512))M "$W/fs.img"
+else
+	fallocate -l $((4 * SIZE + 512))M "$W/fs.img"
+fi
 DEV=$(losetup -f --show "$W/fs.img")
 mkfs.ext4 -q -b 4096 "$DEV"
 mkdir -p "$MNT"
@@ -82,9 +92,11 @@ for rep in $(seq "$REPS"); do
 	# the file, and on a loop device that writes back the image) must not write back the
 	# anchor's data, nor the anchor run in the writeback of the sparse pass's.
 	if [ $((rep % 2)) = 1 ]; then
-		sync; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE" 0 "$END_FSYNC"); sync; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE" 0 "$END_FSYNC")
+		sync; warm; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE" 0 "$END_FSYNC")
+		sync; warm; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE" 0 "$END_FSYNC")
 	else
-		sync; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE" 0 "$END_FSYNC"); sync; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE" 0 "$END_FSYNC")
+		sync; warm; s=$(fio_bw "$W/nbd1.sock" write 1M "$SIZE" 0 "$END_FSYNC")
+		sync; warm; a=$(fio_bw "$W/nbd2.sock" write 1M "$SIZE" 0 "$END_FSYNC")
 	fi
 	r=$(fio_bw "$W/nbd3.sock" randwrite 64k $((SIZE / 4)))
 	g=$(fio_bw "$W/nbd4.sock" write 64k $((SIZE / 4)) 1)
@@ -104,6 +116,8 @@ for rep in $(seq "$REPS"); do
 		"faults seq $(wc -l <"$W/vf1.log") rand $(wc -l <"$W/vf3.log") grow $(wc -l <"$W/vf4.log");" \
 		"failed $(grep -c '"failed"' "$W/serve.log" || true)"
 	awk -v s="$s" -v a="$a" 'BEGIN { print s / a }' >>"$W/ratio"
+	echo "$r" >>"$W/bw3"
+	echo "$g" >>"$W/bw4"
 	for vf in 1 3 4; do
 		wc -l <"$W/vf$vf.log" >>"$W/faults$vf"
 		grep -o '"service_us": [0-9.]*' "$W/vf$vf.log" | cut -d' ' -f2 >>"$W/svc$vf"
@@ -114,13 +128,13 @@ for rep in $(seq "$REPS"); do
 done
 
 gib_seq=$(awk -v m="$SIZE" 'BEGIN { print m / 1024 }')
-echo "=== $REPS runs, $SIZE MiB per sequential pass, allocation unit $AU, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "sequential 1 MiB writes$([ "$END_FSYNC" = 1 ] && echo ' and a flush'), sparse / allocated throughput (median ratio): $(median <"$W/ratio")"
+echo "=== $REPS runs, $SIZE MiB per sequential pass, allocation unit $AU, image $([ "$COLD" = 1 ] && echo "sparse, not read first (COLD=1)" || echo "allocated, read before each pass"), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "sequential 1 MiB writes$([ "$END_FSYNC" = 1 ] && echo ' and a flush'), sparse / allocated throughput (median ratio): $(median <"$W/ratio") (runs: $(sort -g "$W/ratio" | awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 }'))"
 echo "commits at the sequential passes' flushes: $(wc -l <"$W/commit1" 2>/dev/null || echo 0), time p50 $(pct 50 <"$W/commit1" 2>/dev/null) us (MAPTBL_SERVE_SYNC=${MAPTBL_SERVE_SYNC:-flush})"
 for vf in 1 3 4; do
 	name=$([ $vf = 1 ] && echo "sequential 1M" || { [ $vf = 3 ] && echo "random 64K" || echo "growth 64K"; })
 	gib=$([ $vf = 1 ] && echo "$gib_seq" || awk -v m="$SIZE" 'BEGIN { print m / 4 / 1024 }')
-	echo "$name: faults per GiB $(median <"$W/faults$vf" | awk -v g="$gib" '{ printf "%.0f", $1 / g }')," \
+	echo "$name: $([ $vf = 1 ] || echo "throughput median $(median <"$W/bw$vf") MiB/s, ")faults per GiB $(median <"$W/faults$vf" | awk -v g="$gib" '{ printf "%.0f", $1 / g }')," \
 		"service time p50 $(pct 50 <"$W/svc$vf") us, p99 $(pct 99 <"$W/svc$vf") us," \
 		"table bytes per update median $(median <"$W/tb$vf") (compactions $(awk '{ s += $1 } END { print s }' "$W/comp$vf"))," \
 		"VF 1 table at the end $(median <"$W/tl") bytes (a rebuild and push writes all of it)"
