@@ -718,6 +718,7 @@ MAPTBL_API int maptbl_hw_fault_read(struct maptbl_hw *hw, struct maptbl_hw_fault
 {
 	int64_t end = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	bool woke = false;
+	int64_t now;
 	size_t n;
 
 	if (!hw_ok(hw) || !hw->fq || (max && !out))
@@ -756,7 +757,8 @@ MAPTBL_API int maptbl_hw_fault_read(struct maptbl_hw *hw, struct maptbl_hw_fault
 				   maptbl_hw_get(st, MAPTBL_FQ_STATUS_ERR_SHIFT, MAPTBL_FQ_STATUS_ERR_MASK));
 			return -EIO;
 		}
-		if (timeout_ms == 0 || (timeout_ms > 0 && now_ms() >= end))
+		now = now_ms();
+		if (timeout_ms == 0 || (timeout_ms > 0 && now >= end))
 			return 0;
 		if (woke) {
 			/*
@@ -770,7 +772,9 @@ MAPTBL_API int maptbl_hw_fault_read(struct maptbl_hw *hw, struct maptbl_hw_fault
 			continue;
 		}
 		{
-			int64_t left = timeout_ms < 0 ? 100 : end - now_ms();
+			/* From the same clock reading as the check above: a thread preempted between two
+			 * readings used to pass a negative time-out, which waits for ever. */
+			int64_t left = timeout_ms < 0 ? 100 : end - now;
 			uint32_t v = 0;
 
 			err = hw->ops->wait_irq(hw, 0, (int)(left < 100 ? left : 100), &v);

@@ -638,6 +638,11 @@ static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw
 	if (v->t && v->base == info->table_base && v->len == info->table_len)
 		return 0;
 	vf_drop(v);
+	/* Another table (a push): its size or block size may differ from the ranges prepared. */
+	pthread_mutex_lock(&s->mu);
+	v->ready_lo = v->ready_hi = 0;
+	pthread_mutex_unlock(&s->mu);
+	v->seq_next = 0;
 	v->base = info->table_base;
 	v->len = info->table_len;
 	mem = info->table_len < ((uint64_t)1 << 40)
@@ -889,8 +894,10 @@ static bool ahead_wait(struct maptbl_hw_serve *s, struct sv_vf *v, uint64_t lo, 
  * (the space is spent either way), and a sequential writer then faults once per two ranges, not
  * at each (PERFORMANCE.md run G: a fault cost the VM's write ~4 ms there, where its service took
  * 1 ms). Finished ranges only: a fault never waits for the thread to map more than it needs.
+ * Never past @top (the file's end or the VF's, whichever comes first, now: the thread clipped the
+ * range to them when it was queued).
  */
-static uint64_t ready_end(struct maptbl_hw_serve *s, struct sv_vf *v, uint64_t hi)
+static uint64_t ready_end(struct maptbl_hw_serve *s, struct sv_vf *v, uint64_t hi, uint64_t top)
 {
 	uint64_t end = hi;
 
@@ -898,7 +905,9 @@ static uint64_t ready_end(struct maptbl_hw_serve *s, struct sv_vf *v, uint64_t h
 		return hi;
 	pthread_mutex_lock(&s->mu);
 	if (v->ready_lo <= hi && v->ready_hi > hi)
-		end = v->ready_hi;
+		end = v->ready_hi < top ? v->ready_hi : top; /* the file or the VF may have shrunk */
+	if (end < hi)
+		end = hi;
 	for (unsigned k = 0; k < 2; k++) /* never over a range the thread still works on */
 		if (v->ahead[k].state != AHEAD_NONE && v->ahead[k].lo < end && v->ahead[k].hi > hi)
 			end = v->ahead[k].lo > hi ? v->ahead[k].lo : hi;
@@ -1264,7 +1273,7 @@ static int serve_fault(struct maptbl_hw_serve *s, unsigned vf, const struct mapt
 	if (ahead_wait(s, v, lo, hi, &ready))
 		ev->flags |= MAPTBL_HW_SERVE_WAITED;
 	if (ready)
-		hi = ready_end(s, v, hi);
+		hi = ready_end(s, v, hi, eof < vb ? eof : vb);
 	if ((err = allocate(s, vf, v, fstart, fend, ready, &lo, &hi, &x))) {
 		v->seq_next = 0;
 		goto out;

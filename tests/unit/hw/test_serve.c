@@ -273,18 +273,22 @@ static void test_ready_end(void **state)
 
 	(void)state;
 	pthread_mutex_init(&s.mu, NULL);
-	assert_int_equal(ready_end(&s, &v, 200), 300);
-	assert_int_equal(ready_end(&s, &v, 300), 300);	/* nothing beyond */
-	assert_int_equal(ready_end(&s, &v, 50), 50);	/* a gap before what is ready */
+	assert_int_equal(ready_end(&s, &v, 200, 1000), 300);
+	assert_int_equal(ready_end(&s, &v, 300, 1000), 300);	/* nothing beyond */
+	assert_int_equal(ready_end(&s, &v, 50, 1000), 50);	/* a gap before what is ready */
+	assert_int_equal(ready_end(&s, &v, 200, 250), 250);	/* the file (or VF) shrank since */
+	assert_int_equal(ready_end(&s, &v, 200, 150), 200);	/* never less than the fault's own */
 	v.ahead[1] = (struct ahead_job){ .state = AHEAD_QUEUED, .lo = 300, .hi = 400 };
-	assert_int_equal(ready_end(&s, &v, 200), 300);	/* a queued range after it: not touched */
-	v.ahead[0] = (struct ahead_job){ .state = AHEAD_BUSY, .lo = 250, .hi = 300 };
-	assert_int_equal(ready_end(&s, &v, 200), 250);	/* being zeroed again: up to it only */
-	v.ahead[0].lo = 150;
-	assert_int_equal(ready_end(&s, &v, 200), 200);
-	s.ahead_running = false;			/* no thread: only the fault's own range */
-	v.ahead[0].state = v.ahead[1].state = AHEAD_NONE;
-	assert_int_equal(ready_end(&s, &v, 200), 200);
+	assert_int_equal(ready_end(&s, &v, 200, 1000), 300);	/* a queued range after it: not touched */
+	v.ahead[1].lo = 260;					/* queued over part of it: up to it */
+	assert_int_equal(ready_end(&s, &v, 200, 1000), 260);
+	v.ahead[0] = (struct ahead_job){ .state = AHEAD_BUSY, .lo = 220, .hi = 240 };
+	assert_int_equal(ready_end(&s, &v, 200, 1000), 220);	/* the lowest of the two */
+	v.ahead[1].state = AHEAD_NONE;
+	assert_int_equal(ready_end(&s, &v, 200, 1000), 220);	/* being zeroed: up to it only */
+	s.ahead_running = false;				/* no thread: the fault's own range */
+	v.ahead[0].state = AHEAD_NONE;
+	assert_int_equal(ready_end(&s, &v, 200, 1000), 200);
 	pthread_mutex_destroy(&s.mu);
 }
 
@@ -382,8 +386,8 @@ static void test_commit_mark(void **state)
  */
 static struct maptbl_hw_fault fq_mem[4];
 static uint32_t fq_int_status;
-static unsigned fq_waits, fq_timeouts, fq_post_at;
-static bool fq_irq;
+static unsigned fq_waits, fq_timeouts, fq_post_at, fq_clears;
+static bool fq_irq, fq_sleep;
 
 static int fq_read32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t *val)
 {
@@ -400,13 +404,15 @@ static int fq_write32(struct maptbl_hw *hw, unsigned fn, uint32_t off, uint32_t 
 	assert_int_equal(fn, 0);
 	assert_int_equal(off, MAPTBL_REG_INT_STATUS);
 	fq_int_status &= ~val;
+	fq_clears++;
 	return 0;
 }
 
 /* The device posts entry 0 while the host sleeps in its fq_post_at-th wait (1-based). */
 static int fq_wait_irq(struct maptbl_hw *hw, unsigned fn, int timeout_ms, uint32_t *vectors)
 {
-	(void)hw, (void)fn, (void)timeout_ms;
+	(void)hw, (void)fn;
+	assert_in_range(timeout_ms, 0, 100);
 	if (++fq_waits == fq_post_at) {
 		fq_mem[0].lba = maptbl_cpu_to_le64(42);
 		fq_mem[0].vf = maptbl_cpu_to_le16(1);
@@ -421,6 +427,8 @@ static int fq_wait_irq(struct maptbl_hw *hw, unsigned fn, int timeout_ms, uint32
 		return 0;
 	}
 	fq_timeouts++; /* the real wait sleeps up to 100 ms here */
+	if (fq_sleep)
+		usleep((useconds_t)timeout_ms * 1000);
 	return -ETIMEDOUT;
 }
 
@@ -443,13 +451,21 @@ static void test_fault_read_edge(void **state)
 	assert_int_equal(e.vf, 1);
 	assert_int_equal(fq_waits, 2);
 	assert_int_equal(fq_timeouts, 0); /* the entry's own interrupt woke the second sleep */
-	/* Nothing comes: the wait gives up at its time-out, with nothing read. */
+	/* Nothing comes after a stale interrupt: one clear, then the wait gives up at its
+	 * time-out (sleeping, not spinning), with nothing read. */
 	memset(fq_mem, 0, sizeof(fq_mem));
 	hw.fq_head = 0;
-	fq_waits = fq_timeouts = 0;
+	fq_waits = fq_timeouts = fq_clears = 0;
 	fq_post_at = 0;
+	fq_irq = fq_sleep = true;
+	assert_int_equal(maptbl_hw_fault_read(&hw, &e, 1, 30), 0);
+	assert_int_equal(fq_clears, 1);
+	assert_in_range(fq_waits, 2, 4);
+	/* A time-out of 0 never waits. */
+	fq_waits = 0;
 	assert_int_equal(maptbl_hw_fault_read(&hw, &e, 1, 0), 0);
 	assert_int_equal(fq_waits, 0);
+	fq_sleep = false;
 }
 
 static void test_opts(void **state)
