@@ -49,19 +49,17 @@ fio_bw() { # fio_bw SOCK RW BS SIZE_MIB [OFFSET_MIB [END_FSYNC]]: MiB/s
 		--terse-version=3 2>/dev/null | awk -F';' '$1 == 3 { printf "%.1f\n", $48 / 1024 }'
 }
 
+# Not COLD: mkfs discards the device by default, which punches the image's blocks out again; the
+# lazy initialisation would write the inode tables in the background during the first passes.
 if [ "$COLD" = 1 ]; then
 	truncate -s $((4 * SIZE + 512))M "$W/fs.img"
+	MKFS_OPTS=()
 else
 	fallocate -l $((4 * SIZE + 512))M "$W/fs.img"
+	MKFS_OPTS=(-E nodiscard,lazy_itable_init=0,lazy_journal_init=0)
 fi
 DEV=$(losetup -f --show "$W/fs.img")
-# mkfs discards the device by default, which punches the image's blocks out again; the lazy
-# initialisation would write the inode tables in the background during the first passes.
-if [ "$COLD" = 1 ]; then
-	mkfs.ext4 -q -b 4096 "$DEV"
-else
-	mkfs.ext4 -q -b 4096 -E nodiscard,lazy_itable_init=0,lazy_journal_init=0 "$DEV"
-fi
+mkfs.ext4 -q -b 4096 "${MKFS_OPTS[@]}" "$DEV"
 mkdir -p "$MNT"
 mount "$DEV" "$MNT"
 "$EMU" --disk "$W/fs.img" --socket "$W/emu.sock" --foreground 2>"$W/emu.log" &

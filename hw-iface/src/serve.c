@@ -602,6 +602,15 @@ static bool ahead_wait(struct maptbl_hw_serve *s, struct sv_vf *v, uint64_t lo, 
 		       bool *ready);
 
 /* Open the VF's table in place and its file; redone when another process gave it a new table. */
+/* Another file or table: no sequential write goes on, and nothing prepared for it counts. */
+static void forget_writer(struct maptbl_hw_serve *s, struct sv_vf *v)
+{
+	pthread_mutex_lock(&s->mu);
+	v->ready_lo = v->ready_hi = 0;
+	pthread_mutex_unlock(&s->mu);
+	v->seq_next = 0;
+}
+
 static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw_vf_info *info,
 		  uint64_t *old_base)
 {
@@ -618,12 +627,10 @@ static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw
 	}
 	if (strcmp(path, v->path) || v->fd < 0) {
 		ahead_wait(s, v, 0, UINT64_MAX, NULL); /* the thread's ranges were of the old file */
-		pthread_mutex_lock(&s->mu);
-		v->ready_lo = v->ready_hi = 0;
-		pthread_mutex_unlock(&s->mu);
+		forget_writer(s, v);
 		vf_close_file(v);
 		snprintf(v->path, sizeof(v->path), "%s", path);
-		v->seq_next = v->ahead_end = 0; /* another file: no write goes on */
+		v->ahead_end = 0;
 		atomic_store(&v->no_wz, false);
 		v->fd = open(v->path, O_RDWR | O_CLOEXEC);
 		if (v->fd < 0) {
@@ -638,11 +645,7 @@ static int vf_get(struct maptbl_hw_serve *s, unsigned vf, const struct maptbl_hw
 	if (v->t && v->base == info->table_base && v->len == info->table_len)
 		return 0;
 	vf_drop(v);
-	/* Another table (a push): its size or block size may differ from the ranges prepared. */
-	pthread_mutex_lock(&s->mu);
-	v->ready_lo = v->ready_hi = 0;
-	pthread_mutex_unlock(&s->mu);
-	v->seq_next = 0;
+	forget_writer(s, v); /* a pushed table's size or block size may differ from the ranges' */
 	v->base = info->table_base;
 	v->len = info->table_len;
 	mem = info->table_len < ((uint64_t)1 << 40)
@@ -904,10 +907,8 @@ static uint64_t ready_end(struct maptbl_hw_serve *s, struct sv_vf *v, uint64_t h
 	if (!s->ahead_running)
 		return hi;
 	pthread_mutex_lock(&s->mu);
-	if (v->ready_lo <= hi && v->ready_hi > hi)
-		end = v->ready_hi < top ? v->ready_hi : top; /* the file or the VF may have shrunk */
-	if (end < hi)
-		end = hi;
+	if (v->ready_lo <= hi && v->ready_hi > hi && top > hi) /* the file or VF may have shrunk */
+		end = v->ready_hi < top ? v->ready_hi : top;
 	for (unsigned k = 0; k < 2; k++) /* never over a range the thread still works on */
 		if (v->ahead[k].state != AHEAD_NONE && v->ahead[k].lo < end && v->ahead[k].hi > hi)
 			end = v->ahead[k].lo > hi ? v->ahead[k].lo : hi;
